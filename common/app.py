@@ -1,0 +1,99 @@
+"""The skeleton every service app is built on.
+
+`build_app` does what the three factories would otherwise each repeat: config,
+database, migrations, the OpenAPI-documenting Api, the error envelope, JSON-only
+request bodies and a liveness route. The service's own create_app() supplies its
+config keys, its database object and its blueprints.
+"""
+import logging
+import os
+import sys
+
+from flask import Flask, request
+from flask_migrate import Migrate
+from flask_smorest import Api
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy import MetaData
+from werkzeug.exceptions import UnsupportedMediaType
+from werkzeug.routing import IntegerConverter
+
+from common import errors
+from common.fields import MAX_ID
+
+# Stable constraint names, so Alembic migrations can find and alter them later.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def make_db() -> SQLAlchemy:
+    """Each service gets its own SQLAlchemy object, so its metadata (and so its
+    migrations) holds only its own tables."""
+    return SQLAlchemy(metadata=MetaData(naming_convention=NAMING_CONVENTION))
+
+
+class IdConverter(IntegerConverter):
+    """`<id:name>`: a positive BIGINT. Anything else is simply no route (404),
+    so an id like 99999999999999999999 never reaches the database."""
+
+    def __init__(self, map, **kwargs):
+        super().__init__(map, min=1, max=MAX_ID, **kwargs)
+
+
+class ServiceApi(Api):
+    """flask-smorest's Api, documenting the project's error envelope.
+
+    The envelope itself comes from common.errors, registered after the Api so it
+    replaces flask-smorest's own handler."""
+
+    ERROR_SCHEMA = errors.ErrorSchema
+
+
+def _require_json_bodies():
+    # Without this, a form or text body is read as "no JSON" and the client gets a
+    # confusing "missing field" 422 instead of being told what is wrong.
+    if request.method in ("POST", "PUT", "PATCH") and not request.is_json:
+        raise UnsupportedMediaType("Send the request body as JSON (Content-Type: application/json).")
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        stream=sys.stdout,
+        level=level,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        force=True,
+    )
+
+
+def build_app(name: str, config: dict, db: SQLAlchemy, blueprints, package_dir: str) -> Flask:
+    app = Flask(name)
+    app.config.update(
+        API_TITLE=f"{name} service",
+        API_VERSION="1.0",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+    )
+    app.config.update(config)
+    configure_logging(app.config["LOG_LEVEL"])
+    app.url_map.converters["id"] = IdConverter
+    app.url_map.strict_slashes = False
+
+    db.init_app(app)
+    Migrate(app, db, directory=os.path.join(package_dir, "migrations"))
+
+    api = ServiceApi(app)
+    errors.register_error_handlers(app)
+    for blueprint in blueprints:
+        api.register_blueprint(blueprint)
+    app.before_request(_require_json_bodies)
+
+    @app.get("/healthz")
+    def healthz():
+        return {"status": "ok"}
+
+    return app

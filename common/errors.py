@@ -1,0 +1,81 @@
+"""The one JSON error shape every service answers with.
+
+    {"message": "human readable", "errors": {"field": ["what is wrong"]}}
+
+`errors` appears only when there are field-level details. Clients never see an
+HTML page or a stack trace: unexpected exceptions are logged and become a plain 500.
+"""
+import logging
+
+import marshmallow as ma
+from flask import Flask, request
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+log = logging.getLogger(__name__)
+
+
+class ErrorSchema(ma.Schema):
+    """Documents the envelope in the OpenAPI spec (responses are built by hand below)."""
+
+    message = ma.fields.String(required=True)
+    errors = ma.fields.Dict(keys=ma.fields.String())
+
+
+def error_body(message: str, errors: dict | None = None) -> dict:
+    body = {"message": message}
+    if errors:
+        body["errors"] = errors
+    return body
+
+
+def _field_errors(data: dict) -> dict | None:
+    """webargs nests errors under the location they came from ({"json": {...}});
+    clients care about the fields, so lift them out of the location level."""
+    messages = data.get("errors") or data.get("messages")
+    if not messages:
+        return None
+    fields: dict = {}
+    for location, errors in messages.items():
+        if isinstance(errors, dict):
+            fields.update(errors)
+        else:
+            # A whole-body problem ("Invalid JSON body.") belongs to the location itself.
+            fields[location] = errors
+    return fields
+
+
+# Shorter than werkzeug's stock descriptions, which are written for browsers.
+_MESSAGES = {
+    400: "The request body is not valid JSON.",
+    404: "Not found.",
+    405: "Method not allowed.",
+    422: "The request has invalid fields.",
+}
+
+
+def _message(error: HTTPException, data: dict) -> str:
+    if data.get("message"):
+        return data["message"]
+    if error.description != type(error).description:  # a view said something specific
+        return error.description
+    return _MESSAGES.get(error.code, error.description)
+
+
+def handle_http_exception(error: HTTPException):
+    data = getattr(error, "data", None) or {}
+    message = _message(error, data)
+    headers = data.get("headers") or {}
+    if error.code == 405 and error.valid_methods:
+        headers = {**headers, "Allow": ", ".join(error.valid_methods)}
+    return error_body(message, _field_errors(data)), error.code, headers
+
+
+def handle_unexpected(error: Exception):
+    # The trace goes to the log with the request line; the client only learns that it failed.
+    log.exception("unhandled error on %s %s", request.method, request.path)
+    return error_body(InternalServerError.description), 500
+
+
+def register_error_handlers(app: Flask) -> None:
+    app.register_error_handler(HTTPException, handle_http_exception)
+    app.register_error_handler(Exception, handle_unexpected)

@@ -1,0 +1,59 @@
+"""Schema fields the services share."""
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+
+import marshmallow as ma
+
+CENT = Decimal("0.01")
+# Largest value a NUMERIC(12, 2) column holds; anything above is refused at the door.
+MAX_MONEY = Decimal("9999999999.99")
+# Database ids are BIGINT identities.
+MAX_ID = 2**63 - 1
+
+
+class Money(ma.fields.Decimal):
+    """An exact amount with at most two decimals.
+
+    Stored as NUMERIC, loaded as Decimal (never through binary floating point), and
+    written to JSON as a number with two decimals at most (249.99, not "249.99" or
+    249.98999). The float conversion on the way out is exact for every amount below
+    MAX_MONEY: each has a shortest repr with at most two decimals.
+    """
+
+    default_error_messages = {
+        "places": "Must have at most two decimal places.",
+        "range": "Must be between 0.01 and {max}.",
+    }
+
+    def __init__(self, **kwargs):
+        super().__init__(allow_nan=False, **kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, bool):
+            raise self.make_error("invalid")
+        amount = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            exact = amount.quantize(CENT)
+        except InvalidOperation:
+            raise self.make_error("range", max=MAX_MONEY) from None
+        if exact != amount:
+            raise self.make_error("places")
+        if not CENT <= exact <= MAX_MONEY:
+            raise self.make_error("range", max=MAX_MONEY)
+        return exact
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        if value is None:
+            return None
+        return float(Decimal(value).quantize(CENT, rounding=ROUND_HALF_EVEN))
+
+
+class StrictInteger(ma.fields.Integer):
+    """An integer that refuses true/false and 1.0, which plain Integer would accept."""
+
+    def __init__(self, **kwargs):
+        super().__init__(strict=True, **kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, bool):
+            raise self.make_error("invalid")
+        return super()._deserialize(value, attr, data, **kwargs)

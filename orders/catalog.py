@@ -1,0 +1,51 @@
+"""The orders service's view of the products service, over internal HTTP."""
+import logging
+from dataclasses import dataclass
+from decimal import Decimal
+
+import requests
+from requests.adapters import HTTPAdapter
+
+log = logging.getLogger(__name__)
+
+
+class CatalogUnavailable(Exception):
+    """The products service could not answer; the order can't be checked now."""
+
+
+@dataclass(frozen=True)
+class CatalogProduct:
+    id: int
+    price: Decimal
+    quantity: int
+
+
+class Catalog:
+    def __init__(self, base_url: str, timeout: float):
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        # One pooled, keep-alive session per process; requests.Session is safe to share
+        # between threads for plain GETs like these.
+        self.session = requests.Session()
+        self.session.mount("http://", HTTPAdapter(pool_connections=1, pool_maxsize=16))
+
+    def get(self, product_id: int) -> CatalogProduct | None:
+        """The product as it is now, or None if it doesn't exist."""
+        url = f"{self.base_url}/products/{product_id}"
+        try:
+            response = self.session.get(url, timeout=self.timeout)
+        except requests.RequestException as exc:  # refused, reset, timed out: all mean "not now"
+            log.warning("products service unreachable: %s", exc)
+            raise CatalogUnavailable() from exc
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            log.warning("products service answered %s for %s", response.status_code, url)
+            raise CatalogUnavailable()
+        try:
+            data = response.json()
+            # Prices travel as JSON numbers with two decimals; str() keeps them exact.
+            return CatalogProduct(int(data["id"]), Decimal(str(data["price"])), int(data["quantity"]))
+        except (ValueError, KeyError, TypeError) as exc:
+            log.error("products service sent an unreadable product: %s", exc)
+            raise CatalogUnavailable() from exc

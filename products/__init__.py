@@ -1,0 +1,14 @@
+"""products: the catalog and the stock. Its worker (products.worker) takes stock for new orders."""
+import os
+
+from flask import Flask
+
+from common.app import build_app
+from common.config import service_config
+from products.models import db
+from products.routes import blp
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    config = service_config("products") if test_config is None else test_config
+    return build_app("products", config, db, [blp], os.path.dirname(__file__))

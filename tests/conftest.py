@@ -1,0 +1,76 @@
+"""Fixtures shared by the service tests: a real, migrated PostgreSQL database per
+service and a RabbitMQ virtual host of their own, so tests never touch the data or
+queues of a running stack."""
+import subprocess
+from decimal import Decimal
+
+import pytest
+
+from products import create_app as create_products_app
+from products.models import Product
+from products.models import db as products_db
+from tests.support import config_for, empty_tables, fresh_database, migrated_app
+
+PG_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+TEST_VHOST = "shop_test"
+
+
+def pytest_addoption(parser):
+    parser.addoption("--pg-url", default=PG_URL, help="a PostgreSQL superuser URL for the test databases")
+    parser.addoption("--amqp-url", default=None, help="a RabbitMQ URL for a test vhost (default: create shop_test)")
+
+
+@pytest.fixture(scope="session")
+def pg_url(request):
+    return request.config.getoption("--pg-url")
+
+
+@pytest.fixture(scope="session")
+def amqp_url(request):
+    given = request.config.getoption("--amqp-url")
+    if given:
+        return given
+    # A vhost of the tests' own: the running stack's worker can't steal test messages.
+    vhosts = subprocess.run(["rabbitmqctl", "-q", "list_vhosts"], capture_output=True, text=True, check=True)
+    if TEST_VHOST not in vhosts.stdout.split():
+        subprocess.run(["rabbitmqctl", "-q", "add_vhost", TEST_VHOST], check=True)
+        subprocess.run(["rabbitmqctl", "-q", "set_permissions", "-p", TEST_VHOST, "guest", ".*", ".*", ".*"], check=True)
+    return f"amqp://guest:guest@127.0.0.1:5672/{TEST_VHOST}"
+
+
+# -- products: used by the products tests and, as a real peer, by the orders tests --
+
+
+@pytest.fixture(scope="session")
+def products_app(pg_url, amqp_url):
+    return migrated_app(create_products_app, config_for("products", fresh_database(pg_url, "products_test"), amqp_url))
+
+
+@pytest.fixture
+def clean_products(products_app):
+    yield
+    empty_tables(products_app, products_db)
+
+
+@pytest.fixture
+def make_product(products_app, clean_products):
+    """Factory: store a product directly, returning its id."""
+
+    def _make(**overrides):
+        fields = {"name": "Keyboard", "price": Decimal("249.99"), "quantity": 50, "created_by": 1, **overrides}
+        with products_app.app_context():
+            product = Product(**fields)
+            products_db.session.add(product)
+            products_db.session.commit()
+            return product.id
+
+    return _make
+
+
+@pytest.fixture
+def stock_of(products_app):
+    def _stock(product_id):
+        with products_app.app_context():
+            return products_db.session.get(Product, product_id).quantity
+
+    return _stock

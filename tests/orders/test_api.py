@@ -1,0 +1,137 @@
+import json
+
+import pytest
+from kombu import Connection
+
+from common import queues
+from orders.models import Order, db
+
+pytestmark = pytest.mark.integration
+
+ANN = {"X-User-Id": "1"}
+BOB = {"X-User-Id": "2"}
+
+
+@pytest.fixture
+def order_events(amqp_url):
+    """Drain OrderCreated events from the test vhost's products queue."""
+    with Connection(amqp_url) as connection:
+        queue = queues.PRODUCTS_ORDER_CREATED(connection.default_channel)
+        queue.declare()
+        queue.purge()
+
+        def _drain():
+            events = []
+            while (message := queue.get(no_ack=True)) is not None:
+                events.append(json.loads(message.body))
+            return events
+
+        yield _drain
+        queue.purge()
+
+
+def order_count(orders_app) -> int:
+    with orders_app.app_context():
+        return db.session.scalar(db.select(db.func.count()).select_from(Order))
+
+
+def test_place_an_order(client, make_product, order_events):
+    product = make_product(price="249.99", quantity=50)
+    response = client.post("/orders", json={"items": [{"product_id": product, "quantity": 3}]}, headers=ANN)
+    assert response.status_code == 201
+    order = response.get_json()
+    assert order["status"] == "PENDING"
+    assert order["total"] == 749.97
+    assert order["items"] == [{"product_id": product, "quantity": 3, "unit_price": 249.99}]
+
+    [event] = order_events()
+    assert event["type"] == "order.created"
+    assert (event["order_id"], event["user_id"]) == (order["id"], 1)
+    assert event["items"] == [{"product_id": product, "quantity": 3}]
+    assert {"event_id", "occurred_at"} <= set(event)
+
+
+def test_the_total_is_exact(client, make_product):
+    cheap, pricey = make_product(price="0.10", quantity=100), make_product(price="0.20", quantity=100)
+    response = client.post(
+        "/orders",
+        json={"items": [{"product_id": cheap, "quantity": 1}, {"product_id": pricey, "quantity": 1}]},
+        headers=ANN,
+    )
+    # 0.1 + 0.2 in binary floating point would be 0.30000000000000004.
+    assert b'"total":0.3' in response.data and b"0.30000" not in response.data
+
+
+def test_unknown_product_is_422_and_nothing_stored(client, make_product, orders_app, order_events):
+    real = make_product()
+    response = client.post(
+        "/orders",
+        json={"items": [{"product_id": real, "quantity": 1}, {"product_id": 999999, "quantity": 1}]},
+        headers=ANN,
+    )
+    assert response.status_code == 422
+    assert response.get_json() == {"message": "Product 999999 does not exist."}
+    assert order_count(orders_app) == 0
+    assert order_events() == []
+
+
+def test_not_enough_stock_is_409(client, make_product, orders_app):
+    product = make_product(quantity=2)
+    response = client.post("/orders", json={"items": [{"product_id": product, "quantity": 3}]}, headers=ANN)
+    assert response.status_code == 409
+    assert response.get_json()["message"] == f"Not enough stock for product {product}: 2 left, 3 requested."
+    assert order_count(orders_app) == 0
+
+
+def test_products_service_down_is_503(client, orders_app, closed_port):
+    catalog = orders_app.extensions["catalog"]
+    real_url, catalog.base_url = catalog.base_url, f"http://127.0.0.1:{closed_port}"
+    try:
+        response = client.post("/orders", json={"items": [{"product_id": 1, "quantity": 1}]}, headers=ANN)
+    finally:
+        catalog.base_url = real_url
+    assert response.status_code == 503
+    assert response.get_json() == {"message": "The products service is unavailable; try again shortly."}
+    assert order_count(orders_app) == 0
+
+
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({}, "items"),
+        ({"items": []}, "items"),
+        ({"items": "lots"}, "items"),
+        ({"items": [{"product_id": 1}]}, "items"),
+        ({"items": [{"product_id": 1, "quantity": 0}]}, "items"),
+        ({"items": [{"product_id": 1, "quantity": -2}]}, "items"),
+        ({"items": [{"product_id": "1", "quantity": 1}]}, "items"),
+        ({"items": [{"product_id": 2**64, "quantity": 1}]}, "items"),
+        ({"items": [{"product_id": 1, "quantity": 1}, {"product_id": 1, "quantity": 2}]}, "items"),
+        ({"items": [{"product_id": 1, "quantity": 1}], "user_id": 2}, "user_id"),
+    ],
+)
+def test_invalid_orders_are_422(client, body, field, orders_app):
+    response = client.post("/orders", json=body, headers=ANN)
+    assert response.status_code == 422
+    assert field in response.get_json()["errors"]
+    assert order_count(orders_app) == 0
+
+
+def test_orders_are_private(client, make_product):
+    product = make_product()
+    placed = client.post("/orders", json={"items": [{"product_id": product, "quantity": 1}]}, headers=ANN)
+    order_id = placed.get_json()["id"]
+
+    assert client.get(f"/orders/{order_id}", headers=ANN).get_json()["id"] == order_id
+    assert [o["id"] for o in client.get("/orders", headers=ANN).get_json()["items"]] == [order_id]
+
+    # Another user's order looks exactly like one that doesn't exist.
+    theirs, missing = client.get(f"/orders/{order_id}", headers=BOB), client.get("/orders/999999", headers=BOB)
+    assert theirs.status_code == missing.status_code == 404
+    assert theirs.get_json() == missing.get_json()
+    assert client.get("/orders", headers=BOB).get_json()["items"] == []
+
+
+def test_orders_need_an_identity(client):
+    assert client.get("/orders").status_code == 401
+    assert client.post("/orders", json={"items": [{"product_id": 1, "quantity": 1}]}).status_code == 401

@@ -1,0 +1,70 @@
+import pytest
+
+pytestmark = pytest.mark.integration
+
+AUTH = {"X-User-Id": "7"}
+
+
+def test_create_and_read_a_product(client):
+    response = client.post(
+        "/products", json={"name": "Quantum Mechanical Keyboard", "price": 249.99, "quantity": 50}, headers=AUTH
+    )
+    assert response.status_code == 201
+    product = response.get_json()
+    assert product == {"id": product["id"], "name": "Quantum Mechanical Keyboard", "price": 249.99, "quantity": 50}
+    assert client.get(f"/products/{product['id']}").get_json() == product
+
+
+def test_prices_are_exact_two_decimal_numbers(client):
+    response = client.post("/products", json={"name": "Pen", "price": 0.1, "quantity": 1}, headers=AUTH)
+    # Raw JSON, not the parsed float: the wire must say 0.1, not "0.1" or 0.1000000000000000055.
+    assert b'"price":0.1' in response.data
+    response = client.post("/products", json={"name": "Desk", "price": "1234567.89", "quantity": 1}, headers=AUTH)
+    assert b'"price":1234567.89' in response.data
+
+
+def test_creating_needs_an_identity(client):
+    response = client.post("/products", json={"name": "Pen", "price": 1, "quantity": 1})
+    assert response.status_code == 401
+
+
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"price": 1, "quantity": 1}, "name"),
+        ({"name": "   ", "price": 1, "quantity": 1}, "name"),
+        ({"name": "x" * 201, "price": 1, "quantity": 1}, "name"),
+        ({"name": "Pen", "price": 1.999, "quantity": 1}, "price"),
+        ({"name": "Pen", "price": 0, "quantity": 1}, "price"),
+        ({"name": "Pen", "price": -5, "quantity": 1}, "price"),
+        ({"name": "Pen", "price": 1e30, "quantity": 1}, "price"),
+        ({"name": "Pen", "price": "NaN", "quantity": 1}, "price"),
+        ({"name": "Pen", "price": True, "quantity": 1}, "price"),
+        ({"name": "Pen", "price": 1, "quantity": -1}, "quantity"),
+        ({"name": "Pen", "price": 1, "quantity": 1.5}, "quantity"),
+        ({"name": "Pen", "price": 1, "quantity": "3"}, "quantity"),
+        ({"name": "Pen", "price": 1, "quantity": 2**31}, "quantity"),
+        ({"name": "Pen", "price": 1, "quantity": 1, "id": 9}, "id"),
+    ],
+)
+def test_invalid_products_are_422_and_not_stored(client, body, field):
+    response = client.post("/products", json=body, headers=AUTH)
+    assert response.status_code == 422
+    assert field in response.get_json()["errors"]
+    assert client.get("/products").get_json()["total"] == 0
+
+
+def test_listing_is_paginated(client, make_product):
+    ids = [make_product(name=f"P{i}") for i in range(5)]
+    page = client.get("/products?page=2&per_page=2").get_json()
+    assert [item["id"] for item in page["items"]] == ids[2:4]
+    assert (page["page"], page["per_page"], page["total"]) == (2, 2, 5)
+    assert client.get("/products?page=9").get_json()["items"] == []
+    assert client.get("/products?per_page=1000").status_code == 422
+
+
+@pytest.mark.parametrize("path", ["/products/999", "/products/abc", f"/products/{2**64}", "/products/0"])
+def test_missing_products_are_404(client, path):
+    response = client.get(path)
+    assert response.status_code == 404
+    assert "message" in response.get_json()

@@ -1,0 +1,49 @@
+"""Helpers the service tests share (fixtures live in conftest.py)."""
+import uuid
+
+from flask_migrate import upgrade
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from common.config import service_config
+
+TEST_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
+
+
+def fresh_database(pg_url: str, name: str) -> str:
+    """Drop and recreate database `name`; return its URL."""
+    admin = create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return make_url(pg_url).set(database=name).render_as_string(hide_password=False)
+
+
+def config_for(service: str, database_url: str, amqp_url: str, **extra) -> dict:
+    return {
+        **service_config(service),
+        "TESTING": True,
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "AMQP_URL": amqp_url,
+        **extra,
+    }
+
+
+def migrated_app(create_app, config: dict):
+    """The app with its schema built by its own migrations, as in production."""
+    app = create_app(config)
+    with app.app_context():
+        upgrade()
+    return app
+
+
+def empty_tables(app, db) -> None:
+    with app.app_context():
+        tables = ", ".join(f'"{table.name}"' for table in db.metadata.sorted_tables)
+        db.session.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        db.session.commit()
+
+
+def unique_email() -> str:
+    return f"user-{uuid.uuid4().hex[:12]}@example.com"

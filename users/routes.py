@@ -1,0 +1,55 @@
+from flask import current_app
+from flask_smorest import Blueprint, abort
+from sqlalchemy.exc import IntegrityError
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from common.identity import current_user_id
+from users import tokens
+from users.models import User, db
+from users.schemas import CredentialsSchema, LoginSchema, TokenSchema, UserSchema
+
+blp = Blueprint("users", __name__, description="Registration, login and the current user")
+
+# Checked when the email is unknown, so a miss costs as much time as a wrong password
+# and response times don't tell which emails are registered.
+_DUMMY_HASH = generate_password_hash("not-a-real-password")
+
+
+@blp.post("/register")
+@blp.arguments(CredentialsSchema)
+@blp.response(201, UserSchema)
+@blp.alt_response(409, description="The email is already registered")
+def register(credentials):
+    user = User(email=credentials["email"], password_hash=generate_password_hash(credentials["password"]))
+    db.session.add(user)
+    try:
+        db.session.commit()
+    except IntegrityError:
+        # The unique index, not a prior SELECT, decides: two concurrent sign-ups can't both win.
+        db.session.rollback()
+        abort(409, message="An account with this email already exists.")
+    return user
+
+
+@blp.post("/token")
+@blp.arguments(LoginSchema)
+@blp.response(200, TokenSchema)
+@blp.alt_response(401, description="Wrong email or password")
+def token(credentials):
+    user = db.session.execute(db.select(User).filter_by(email=credentials["email"])).scalar_one_or_none()
+    password_ok = check_password_hash(user.password_hash if user else _DUMMY_HASH, credentials["password"])
+    if user is None or not password_ok:
+        abort(401, message="Wrong email or password.")
+    config = current_app.config
+    return tokens.issue(
+        user.id,
+        secret=config["JWT_SECRET"],
+        issuer=config["JWT_ISSUER"],
+        ttl_seconds=config["JWT_TTL_SECONDS"],
+    )
+
+
+@blp.get("/users/me")
+@blp.response(200, UserSchema)
+def me():
+    return db.get_or_404(User, current_user_id(), description="No such user.")
