@@ -1,0 +1,396 @@
+"""Generating an HAProxy 2.6 config from kong.yml, for hosts without Docker.
+
+There HAProxy stands in for Kong, so it must answer as Kong would: the same
+routes, the same 401s from the jwt plugin with the same bodies, the same 404 for
+anything unrouted, and JSON for every error it makes itself. model.py decides
+what can be translated; this module writes the HAProxy rules for it.
+
+The output holds the jwt secrets (base64-encoded, which hides nothing): write it
+with config.write_private_file, never print it.
+"""
+import base64
+import json
+import re
+from collections.abc import Mapping
+from itertools import combinations
+
+from kong.errors import ConfigError
+from kong.model import Credential, Gateway, JwtAuth, Route, Service, parse
+
+DEFAULT_BIND = "0.0.0.0:8000"  # Kong's proxy_listen
+HEADER = "# generated from kong.yml by python -m kong — do not edit (edit kong.yml and regenerate)"
+JSON = "application/json; charset=utf-8"
+
+# Bodies of the errors HAProxy makes itself, in Kong's words where Kong has some
+# (kong/error_handlers.lua), so clients see the same whichever gateway answers.
+ERROR_MESSAGES = {
+    400: "Bad request",
+    403: "Forbidden",
+    405: "Method not allowed",
+    408: "Request timeout",
+    410: "Gone",
+    413: "Payload too large",
+    425: "Too early",
+    429: "Too many requests",
+    500: "An unexpected error occurred",
+    501: "Not implemented",
+    502: "An invalid response was received from the upstream server",
+    503: "The upstream server is currently unavailable",
+    504: "The upstream server is timing out",
+}
+NO_ROUTE = "no Route matched with those values"
+
+# The algorithms Kong's jwt_parser knows: a token naming any other ("none",
+# typically) fails to decode there, before its credential is even looked up.
+KONG_JWT_ALGORITHMS = (
+    "HS256", "HS384", "HS512", "RS256", "RS384", "RS512",
+    "ES256", "ES384", "ES512", "PS256", "PS384", "PS512", "EdDSA",
+)
+# Kong's WWW-Authenticate: a bare challenge when there is no token, else this.
+INVALID_TOKEN = 'Bearer error="invalid_token"'
+# Kong splits a token at its first two dots and base64-decodes the first two
+# parts: anything without that shape is "Bad token; invalid JSON" there.
+TOKEN_SHAPE = r"^[A-Za-z0-9_+/=-]+\.[A-Za-z0-9_+/=-]+\."
+INTEGER = r"^-?[0-9]+$"
+# claims_to_verify: claim -> (Kong's error, the test on `claim - now` that fails it)
+CLAIM_CHECKS = {
+    "exp": ("token expired", "-m int le 0"),
+    "nbf": ("token not valid yet", "-m int gt 0"),
+}
+
+ADDRESS = re.compile(r"(?P<host>[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):(?P<port>[0-9]{1,5})")
+
+# httplog's fields without captured headers (Authorization must never be logged)
+# and without the query string (tokens and personal data end up in those too).
+LOG_FORMAT = (
+    "%ci:%cp [%tr] %ft %b/%s %TR/%Tw/%Tc/%Tr/%Ta %ST %B %tsc %ac/%fc/%bc/%sc/%rc %sq/%bq "
+    'route=%[var(txn.route)] "%HM %HPO %HV"'
+)
+
+
+def generate_haproxy_config(
+    config: Mapping,
+    upstreams: Mapping[str, str],
+    *,
+    bind: str = DEFAULT_BIND,
+    pidfile: str | None = None,
+    stats_socket: str | None = None,
+) -> str:
+    """The text of a complete haproxy.cfg enforcing a rendered kong.yml.
+
+    `upstreams` maps every Kong service name to the "host:port" it really runs on
+    (kong.yml's urls are Docker DNS names). Raises ConfigError for anything that
+    can't be translated.
+    """
+    gateway = parse(config)
+    _check_upstreams(gateway, upstreams)
+    _check_address(bind, "bind address")
+    sections = [
+        _global(gateway, pidfile, stats_socket),
+        _defaults(),
+        _frontend(gateway, bind),
+        *(_backend(service, upstreams[service.name]) for service in gateway.services),
+    ]
+    return "\n\n".join([HEADER, *sections]) + "\n"
+
+
+def _check_upstreams(gateway: Gateway, upstreams: Mapping[str, str]) -> None:
+    names = [service.name for service in gateway.services]
+    for name in upstreams:
+        if name not in names:
+            raise ConfigError(f"upstream given for {name!r}, which is not a service in kong.yml")
+    for name in names:
+        if name not in upstreams:
+            raise ConfigError(f"service {name!r} has no upstream address (give one as {name}=HOST:PORT)")
+        _check_address(upstreams[name], f"upstream address of {name!r}")
+
+
+def _check_address(address: str, what: str) -> None:
+    match = ADDRESS.fullmatch(address)
+    if match is None or not 0 < int(match["port"]) < 65536:
+        raise ConfigError(f"{what}: expected HOST:PORT, got {address!r}")
+
+
+# -- sections -------------------------------------------------------------------------
+
+
+def _global(gateway: Gateway, pidfile: str | None, stats_socket: str | None) -> str:
+    lines = ["log stdout format raw local0", "maxconn 4096"]
+    if pidfile:
+        lines.append(f"pidfile {_literal(pidfile)}")
+    if stats_socket:
+        lines.append(f"stats socket {_literal(stats_socket)} mode 600 level user")
+    if gateway.credentials:
+        lines.append("# jwt_secrets, base64 so that no character of a secret can break the quoting")
+    for number, credential in enumerate(gateway.credentials, 1):
+        # Decoded once, at startup, into a variable jwt_verify reads.
+        encoded = base64.b64encode(credential.secret.encode()).decode()
+        lines.append(f"set-var {_secret_var(number)} str({encoded}),b64dec")
+    return _section("global", lines)
+
+
+def _defaults() -> str:
+    lines = [
+        "mode http",
+        "log global",
+        f"log-format {_quoted(LOG_FORMAT)}",
+        "option dontlognull",
+        "http-reuse safe",
+        "timeout connect 2s",
+        "timeout client 30s",
+        "timeout server 30s",
+        "timeout http-request 10s",
+        "timeout http-keep-alive 10s",
+        "timeout queue 5s",
+        "timeout check 2s",
+        "retries 2",
+        "default-server inter 2s fall 3 rise 2",
+        "# Errors HAProxy makes itself are JSON, as Kong's are: never an HTML page.",
+    ]
+    for status, message in ERROR_MESSAGES.items():
+        body = _quoted(_message(message))
+        lines.append(f"http-error status {status} content-type {_quoted(JSON)} string {body}")
+    return _section("defaults", lines)
+
+
+def _frontend(gateway: Gateway, bind: str) -> str:
+    lines = [
+        f"bind {bind}",
+        "# Kong, trusting no proxy in front of it, sets these itself whatever the client sent.",
+        "option forwardfor",
+        "http-request set-header X-Forwarded-Proto http",
+        "http-request set-header X-Forwarded-Host %[req.hdr(host),field(1,:)]",
+        "http-request set-header X-Forwarded-Port %[dst_port]",
+        "http-request set-header X-Real-IP %[src]",
+        "# nginx under Kong drops header names with underscores; so must we, or",
+        "# X_User_Id would reach a WSGI app as the same HTTP_X_USER_ID as X-User-Id.",
+        "http-request del-header _ -m sub",
+        "",
+        *_routing(gateway.routes),
+    ]
+    for number, (jwt, routes) in enumerate(_routes_by_jwt(gateway.routes).items(), 1):
+        lines += ["", *_jwt(f"jwt{number}", jwt, routes, gateway.credentials)]
+    if gateway.user_id_from_sub:
+        lines += ["", *_user_id_from_sub()]
+    lines.append("")
+    for service in gateway.services:
+        names = [route.name for route in gateway.routes if route.service == service.name]
+        if names:
+            lines.append(f"use_backend {service.name} if {_is(f'var(txn.route) -m str {_words(names)}')}")
+    return _section("frontend gateway", lines)
+
+
+def _backend(service: Service, address: str) -> str:
+    lines = [
+        f"# kong.yml: {service.url}",
+        "option httpchk GET /healthz",
+        "http-check expect status 200",
+        "# Kong's preserve_host defaults to false: the upstream sees its own address as Host.",
+        f"http-request set-header Host {address}",
+        f"server {service.name} {address} check",
+    ]
+    return _section(f"backend {service.name}", lines)
+
+
+# -- routing --------------------------------------------------------------------------
+
+
+def _routing(routes: tuple[Route, ...]) -> list[str]:
+    lines = [
+        "# Routes in kong.yml order; the first match wins. As in Kong, ~ paths are",
+        "# regexes matched from the start of the path, the others prefixes.",
+    ]
+    unrouted = _not("var(txn.route) -m found")
+    for number, route in enumerate(routes, 1):
+        lines.append(f"# route {route.name} -> service {route.service}")
+        conditions = [unrouted]
+        for path in route.paths:  # an acl declared several times matches if any line does
+            match = "reg" if path.is_regex else "beg"
+            lines.append(f"acl route{number}_path path -m {match} {_literal(path.pattern)}")
+        if route.paths:
+            conditions.append(f"route{number}_path")
+        if route.methods:
+            lines.append(f"acl route{number}_method method {_words(route.methods)}")
+            conditions.append(f"route{number}_method")
+        lines.append(f"http-request set-var(txn.route) str({route.name}) if {' '.join(conditions)}")
+    lines += [
+        "# Kong answers 404 both when no path matches and when only the method doesn't.",
+        f"http-request return status 404 content-type {_quoted(JSON)} string {_quoted(_message(NO_ROUTE))} "
+        f"if {unrouted}",
+    ]
+    return lines
+
+
+def _routes_by_jwt(routes: tuple[Route, ...]) -> dict[JwtAuth, list[Route]]:
+    groups: dict[JwtAuth, list[Route]] = {}
+    for route in routes:
+        if route.jwt is not None:
+            groups.setdefault(route.jwt, []).append(route)
+    return groups
+
+
+# -- the jwt plugin -------------------------------------------------------------------
+
+
+def _jwt(on: str, jwt: JwtAuth, routes: list[Route], credentials: tuple[Credential, ...]) -> list[str]:
+    """Kong's jwt plugin (kong/plugins/jwt/handler.lua): its checks, in its order.
+
+    Every failure returns at once, so the first failing check decides the answer,
+    as in Kong. `on` names the acl for the routes this jwt config applies to.
+    """
+    claim = jwt.key_claim_name
+    names = [route.name for route in routes]
+    lines = [
+        f"# jwt plugin (claims_to_verify [{', '.join(jwt.claims_to_verify)}], "
+        f"maximum_expiration {jwt.maximum_expiration}) on routes {', '.join(names)}",
+        f"acl {on} var(txn.route) -m str {_words(names)}",
+        # From the Authorization header only: uri_param_names and cookie_names are [].
+        f"http-request set-var(txn.jwt) http_auth_bearer if {on}",
+        _unauthorized("Unauthorized", on, _not("var(txn.jwt) -m len gt 0"), challenge="Bearer"),
+        _unauthorized("Bad token; invalid JSON", on, _not(f"var(txn.jwt) -m reg {_literal(TOKEN_SHAPE)}")),
+        f"http-request set-var(txn.jwt_alg) var(txn.jwt),jwt_header_query('$.alg') if {on}",
+        _unauthorized(
+            "Bad token; invalid alg", on, _not(f"var(txn.jwt_alg) -m str {_words(KONG_JWT_ALGORITHMS)}")
+        ),
+        # The claim naming the credential, from the payload or else the header.
+        f"http-request set-var(txn.jwt_key) var(txn.jwt),jwt_payload_query('$.{claim}') if {on}",
+        f"http-request set-var(txn.jwt_key) var(txn.jwt),jwt_header_query('$.{claim}') "
+        f"if {on} {_not('var(txn.jwt_key) -m found')}",
+        _unauthorized(f"No mandatory '{claim}' in claims", on, _not("var(txn.jwt_key) -m found")),
+        _unauthorized(f"Invalid '{claim}' in claims", on, _is("var(txn.jwt_key) -m len 0")),
+    ]
+    keys = _words(_literal(credential.key) for credential in credentials)
+    unknown_key = [_not(f"var(txn.jwt_key) -m str -- {keys}")] if credentials else []
+    lines.append(_unauthorized(f"No credentials found for given '{claim}'", on, *unknown_key))
+    for number, credential in enumerate(credentials, 1):
+        this_key = _is(f"var(txn.jwt_key) -m str -- {_literal(credential.key)}")
+        # jwt_verify answers 1 for a good signature, 0 or less for anything else.
+        signed = f"var(txn.jwt),jwt_verify({credential.algorithm},{_secret_var(number)}) -m int 1"
+        lines += [
+            _unauthorized(
+                "Invalid algorithm", on, this_key, _not(f"var(txn.jwt_alg) -m str {credential.algorithm}")
+            ),
+            _unauthorized("Invalid signature", on, this_key, _not(signed)),
+            f"http-request set-var(txn.jwt_consumer) str({credential.consumer}) if {on} {this_key}",
+        ]
+    lines += _jwt_claims(on, jwt)
+    lines += [
+        # Authenticated: the headers Kong's set_consumer() leaves. It also sets
+        # X-Consumer-ID, a UUID only Kong knows: drop whatever the client sent.
+        f"http-request set-header X-Consumer-Username %[var(txn.jwt_consumer)] if {on}",
+        f"http-request set-header X-Credential-Identifier %[var(txn.jwt_key)] if {on}",
+        f"http-request del-header X-Consumer-ID if {on}",
+        f"http-request del-header X-Consumer-Custom-ID if {on}",
+        f"http-request del-header X-Anonymous-Consumer if {on}",
+        # Kong's kong.ctx.shared.authenticated_jwt_token, for the post-function.
+        f"http-request set-var(txn.authenticated_jwt_token) var(txn.jwt) if {on}",
+    ]
+    return lines
+
+
+def _jwt_claims(on: str, jwt: JwtAuth) -> list[str]:
+    """claims_to_verify, then maximum_expiration (kong/plugins/jwt/jwt_parser.lua).
+
+    Kong reports all failing claims at once ({"exp": ..., "nbf": ...}), so each
+    check only records its error in txn.jwt_<claim>_error; then one return for
+    each set of failing claims answers with all of them.
+    """
+    claims = jwt.claims_to_verify
+    if not claims:
+        return []
+    lines = [f"http-request set-var(txn.jwt_now) date() if {on}"]
+    for claim in claims:
+        error, failing = CLAIM_CHECKS[claim]
+        value = f"txn.jwt_{claim}"
+        lines += [
+            # With 'int' json_query still passes strings through: keep integers only.
+            f"http-request set-var({value}) var(txn.jwt),jwt_payload_query('$.{claim}','int') if {on}",
+            f"http-request unset-var({value}) if {on} {_not(f'var({value}) -m reg {_literal(INTEGER)}')}",
+            f"http-request set-var-fmt({value}_error) {_quoted('must be a number')} "
+            f"if {on} {_not(f'var({value}) -m found')}",
+            f"http-request set-var-fmt({value}_error) {_quoted(error)} "
+            f"if {on} {_is(f'var({value}),sub(txn.jwt_now) {failing}')}",
+        ]
+    for size in range(len(claims), 0, -1):
+        for failed in combinations(claims, size):
+            body = "{" + ",".join(f'"{claim}":"%[var(txn.jwt_{claim}_error)]"' for claim in failed) + "}"
+            conditions = [
+                _is(f"var(txn.jwt_{claim}_error) -m found") if claim in failed
+                else _not(f"var(txn.jwt_{claim}_error) -m found")
+                for claim in claims
+            ]
+            lines.append(
+                f"http-request return status 401 content-type {_quoted(JSON)} "
+                f"hdr WWW-Authenticate {_quoted(INVALID_TOKEN)} "
+                f"lf-string {_quoted(body)} if {on} {' '.join(conditions)}"
+            )
+    if jwt.maximum_expiration:
+        too_long = _is(f"var(txn.jwt_exp),sub(txn.jwt_now) -m int gt {jwt.maximum_expiration}")
+        lines.append(_unauthorized({"exp": "exceeds maximum allowed expiration"}, on, too_long))
+    return lines
+
+
+# -- the global post-function ---------------------------------------------------------
+
+
+def _user_id_from_sub() -> list[str]:
+    """The HAProxy rules for model.KNOWN_POST_FUNCTION_LUA: keep the two in step."""
+    return [
+        "# global post-function: X-User-Id is the verified token's sub, or absent.",
+        "http-request del-header X-User-Id",
+        "http-request set-var(txn.jwt_sub) var(txn.authenticated_jwt_token),jwt_payload_query('$.sub','int')",
+        f"http-request set-header X-User-Id %[var(txn.jwt_sub)] if {_is('var(txn.jwt_sub) -m found')}",
+    ]
+
+
+# -- writing HAProxy syntax -----------------------------------------------------------
+
+
+def _section(title: str, lines: list[str]) -> str:
+    return "\n".join([title, *(f"    {line}" if line else "" for line in lines)])
+
+
+def _unauthorized(body: str | dict, *conditions: str, challenge: str = INVALID_TOKEN) -> str:
+    """Kong's jwt plugin refusing: 401, a JSON body (a string is its "message")."""
+    text = _message(body) if isinstance(body, str) else json.dumps(body, separators=(",", ":"))
+    return (
+        f"http-request return status 401 content-type {_quoted(JSON)} "
+        f"hdr WWW-Authenticate {_quoted(challenge)} string {_quoted(text)} if {' '.join(conditions)}"
+    )
+
+
+def _message(message: str) -> str:
+    return json.dumps({"message": message}, separators=(",", ":"))  # as compact as Kong's cjson
+
+
+def _is(test: str) -> str:
+    return f"{{ {test} }}"
+
+
+def _not(test: str) -> str:
+    return f"!{{ {test} }}"
+
+
+def _words(words) -> str:
+    return " ".join(words)
+
+
+def _secret_var(number: int) -> str:
+    return f"proc.jwt_secret_{number}"
+
+
+def _quoted(text: str) -> str:
+    """`text` as one double-quoted HAProxy word, backslashes and quotes escaped.
+
+    HAProxy expands $NAME inside double quotes: no text of ours has a $.
+    """
+    if not re.fullmatch(r"[\x20-\x7e]*", text) or "$" in text:
+        raise ConfigError(f"{text!r} can't be double-quoted for HAProxy")
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _literal(text: str) -> str:
+    """`text` as one single-quoted HAProxy word: taken as is, no escapes, no $ expansion."""
+    if not re.fullmatch(r"[\x20-\x26\x28-\x7e]+", text):
+        raise ConfigError(f"{text!r} can't be quoted for HAProxy: use printable ASCII without '")
+    return f"'{text}'"
