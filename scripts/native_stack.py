@@ -1,0 +1,327 @@
+"""The native stack: the whole system as local processes, HAProxy in front.
+
+For hosts without a Docker engine. It runs what docker-compose.yml runs, against
+the PostgreSQL and RabbitMQ already on this host, with every service bound to
+127.0.0.1 and only the gateway on port 8000. The gateway's config is generated
+from kong.yml, so both ways of running share one routing and auth contract.
+
+    python scripts/native_stack.py up|down|status|logs
+
+(normally through scripts/stack, which installs what is missing first).
+"""
+import argparse
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import envfile  # scripts/ is on sys.path: this file runs as a script
+
+ROOT = Path(__file__).resolve().parent.parent
+VAR = ROOT / "var"
+LOGS = VAR / "log"
+RUN = VAR / "run"
+BIN = Path(sys.executable).parent
+
+SERVICES = {"users": 8101, "products": 8102, "orders": 8103}
+UP_DEADLINE = 30.0
+STOP_DEADLINE = 15.0
+
+
+@dataclass
+class Proc:
+    name: str
+    argv: list[str]
+    env: dict = field(default_factory=dict)
+    health_url: str | None = None
+    heartbeat: Path | None = None
+
+    @property
+    def pidfile(self) -> Path:
+        return RUN / f"{self.name}.pid"
+
+    @property
+    def logfile(self) -> Path:
+        return LOGS / f"{self.name}.log"
+
+
+# -- configuration -----------------------------------------------------------------
+
+
+def database_url(service: str) -> str:
+    return os.environ.get(
+        f"{service.upper()}_DATABASE_URL", f"postgresql+psycopg2://{service}@127.0.0.1:5432/{service}"
+    )
+
+
+def gateway_bind() -> str:
+    return os.environ.get("GATEWAY_BIND", "127.0.0.1:8000")
+
+
+def gateway_url() -> str:
+    host, port = gateway_bind().rsplit(":", 1)
+    return f"http://{'127.0.0.1' if host in ('', '0.0.0.0') else host}:{port}"
+
+
+def processes(secrets_env: dict) -> list[Proc]:
+    common = {
+        "AMQP_URL": os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//"),
+        "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO"),
+    }
+    service_env = {
+        "users": {"JWT_SECRET": secrets_env["JWT_SECRET"]},
+        "products": {},
+        "orders": {"PRODUCTS_URL": f"http://127.0.0.1:{SERVICES['products']}"},
+    }
+    procs = [
+        Proc(
+            name,
+            [str(BIN / "gunicorn"), "-c", "python:common.gunicorn_conf", f"{name}:create_app()"],
+            {**common, **service_env[name], "DATABASE_URL": database_url(name), "BIND": f"127.0.0.1:{port}"},
+            health_url=f"http://127.0.0.1:{port}/healthz",
+        )
+        for name, port in SERVICES.items()
+    ]
+    heartbeat = RUN / "products-worker.alive"
+    procs.append(
+        Proc(
+            "products-worker",
+            [sys.executable, "-m", "products.worker"],
+            {**common, "DATABASE_URL": database_url("products"), "WORKER_HEARTBEAT": str(heartbeat)},
+            heartbeat=heartbeat,
+        )
+    )
+    procs.append(
+        Proc("gateway", ["haproxy", "-db", "-f", str(VAR / "haproxy.cfg")], health_url=f"{gateway_url()}/products")
+    )
+    return procs
+
+
+# -- set-up steps ------------------------------------------------------------------
+
+
+def provision_databases() -> None:
+    """Create each service's login role and database if missing (a role per service:
+    none can read another's tables)."""
+    import psycopg2  # imported here: the other commands don't need a database driver
+
+    admin_url = os.environ.get("PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    connection = psycopg2.connect(admin_url)
+    connection.autocommit = True
+    try:
+        with connection.cursor() as cursor:
+            for service in SERVICES:
+                url = urlsplit(database_url(service))
+                role, dbname = unquote(url.username or service), url.path.lstrip("/") or service
+                cursor.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,))
+                if cursor.fetchone() is None:
+                    cursor.execute(f'CREATE ROLE "{role}" LOGIN')
+                if url.password:
+                    cursor.execute(f'ALTER ROLE "{role}" PASSWORD %s', (unquote(url.password),))
+                cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,))
+                if cursor.fetchone() is None:
+                    cursor.execute(f'CREATE DATABASE "{dbname}" OWNER "{role}"')
+                    print(f"created database {dbname} (owner {role})")
+    finally:
+        connection.close()
+
+
+def migrate(secrets_env: dict) -> None:
+    for service in SERVICES:
+        env = {**os.environ, **secrets_env, "DATABASE_URL": database_url(service)}
+        result = subprocess.run(
+            [str(BIN / "flask"), "--app", service, "db", "upgrade"],
+            cwd=ROOT, env=env, capture_output=True, text=True,
+        )
+        (LOGS / "migrate.log").open("a").write(result.stdout + result.stderr)
+        if result.returncode != 0:
+            sys.exit(f"migrating {service} failed:\n{result.stderr[-2000:]}")
+
+
+def write_gateway_config(secrets_env: dict) -> bool:
+    """Generate var/haproxy.cfg from kong.yml; True if it changed."""
+    target = VAR / "haproxy.cfg"
+    before = target.read_bytes() if target.exists() else b""
+    upstreams = [f"--upstream={name}=127.0.0.1:{port}" for name, port in SERVICES.items()]
+    result = subprocess.run(
+        [sys.executable, "-m", "kong", "haproxy", "--config", str(ROOT / "kong.yml"),
+         "--out", str(target), "--bind", gateway_bind(), *upstreams],
+        cwd=ROOT, env={**os.environ, **secrets_env}, capture_output=True, text=True,
+    )
+    if result.returncode != 0:
+        sys.exit(f"generating the gateway config from kong.yml failed:\n{result.stderr.strip()}")
+    check = subprocess.run(["haproxy", "-c", "-q", "-f", str(target)], capture_output=True, text=True)
+    if check.returncode != 0:
+        sys.exit(f"HAProxy rejects the generated config:\n{check.stdout}{check.stderr}")
+    return hashlib.sha256(before).digest() != hashlib.sha256(target.read_bytes()).digest()
+
+
+# -- processes ---------------------------------------------------------------------
+
+
+def running_pid(proc: Proc) -> int | None:
+    try:
+        pid = int(proc.pidfile.read_text())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (FileNotFoundError, ValueError):  # never started, or already gone
+        return None
+    # Guard against a recycled pid: it must still be our command.
+    return pid if proc.argv[-1].encode() in cmdline else None
+
+
+def start(proc: Proc) -> subprocess.Popen:
+    log = proc.logfile.open("ab")
+    child = subprocess.Popen(
+        proc.argv, cwd=ROOT, env={**os.environ, **proc.env},
+        stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own process group: `down` stops it and its children
+    )
+    proc.pidfile.write_text(str(child.pid))
+    return child
+
+
+def stop(proc: Proc) -> bool:
+    pid = running_pid(proc)
+    if pid is None:
+        proc.pidfile.unlink(missing_ok=True)
+        return False
+    os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_DEADLINE
+    while time.monotonic() < deadline and _group_alive(pid):
+        time.sleep(0.1)
+    if _group_alive(pid):
+        print(f"{proc.name} did not stop within {STOP_DEADLINE:.0f}s; killing it")
+        os.killpg(pid, signal.SIGKILL)
+    proc.pidfile.unlink(missing_ok=True)
+    return True
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie child of ours still "exists" until reaped.
+    try:
+        os.waitpid(pgid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+    try:
+        return Path(f"/proc/{pgid}/stat").read_text().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def healthy(proc: Proc) -> bool:
+    if proc.heartbeat is not None:
+        try:
+            return time.time() - proc.heartbeat.stat().st_mtime < 15
+        except FileNotFoundError:
+            return False
+    if proc.health_url is None:
+        return running_pid(proc) is not None
+    try:
+        with urllib.request.urlopen(proc.health_url, timeout=2) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+# -- commands ----------------------------------------------------------------------
+
+
+def up(_args) -> int:
+    started_at = time.monotonic()
+    for folder in (LOGS, RUN):
+        folder.mkdir(parents=True, exist_ok=True)
+    secrets_env = envfile.load()
+    provision_databases()
+    migrate(secrets_env)
+    gateway_changed = write_gateway_config(secrets_env)
+
+    procs = processes(secrets_env)
+    started = {}
+    for proc in procs:
+        if running_pid(proc) is None:
+            started[proc.name] = start(proc)
+        elif proc.name == "gateway" and gateway_changed:
+            print("kong.yml changed: restarting the gateway")
+            stop(proc)
+            started[proc.name] = start(proc)
+
+    deadline = time.monotonic() + UP_DEADLINE
+    waiting = list(procs)
+    while waiting and time.monotonic() < deadline:
+        for proc in list(waiting):
+            child = started.get(proc.name)
+            if child.poll() is not None if child else running_pid(proc) is None:
+                tail = proc.logfile.read_text(errors="replace")[-2000:]
+                sys.exit(f"{proc.name} exited during start-up; its log ends:\n{tail}")
+            if healthy(proc):
+                waiting.remove(proc)
+        time.sleep(0.2)
+    if waiting:
+        names = ", ".join(proc.name for proc in waiting)
+        sys.exit(f"not healthy after {UP_DEADLINE:.0f}s: {names} (see {LOGS.relative_to(ROOT)}/)")
+
+    print(f"native stack up in {time.monotonic() - started_at:.1f}s")
+    print(f"  gateway (HAProxy from kong.yml)  {gateway_url()}")
+    for name, port in SERVICES.items():
+        print(f"  {name:<32} http://127.0.0.1:{port}  (loopback only; OpenAPI at /openapi.json)")
+    print(f"  logs                             {LOGS.relative_to(ROOT)}/  (scripts/stack logs)")
+    return 0
+
+
+def down(_args) -> int:
+    secrets_env = {"JWT_SECRET": ""}
+    for proc in reversed(processes(secrets_env)):
+        if stop(proc):
+            print(f"stopped {proc.name}")
+    return 0
+
+
+def status(_args) -> int:
+    procs = processes({"JWT_SECRET": ""})
+    all_ok = True
+    print(f"{'process':<16} {'pid':>7}  {'state':<8} health")
+    for proc in procs:
+        pid = running_pid(proc)
+        ok = pid is not None and healthy(proc)
+        all_ok &= ok
+        print(f"{proc.name:<16} {pid or '-':>7}  {'running' if pid else 'stopped':<8} {'ok' if ok else 'FAILING'}")
+    return 0 if all_ok else 1
+
+
+def logs(args) -> int:
+    names = args.names or [proc.name for proc in processes({"JWT_SECRET": ""})]
+    files = [str(LOGS / f"{name}.log") for name in names if (LOGS / f"{name}.log").exists()]
+    if not files:
+        print("no logs yet: run scripts/stack up")
+        return 1
+    os.execvp("tail", ["tail", "-n", str(args.lines), *(["-F"] if args.follow else []), *files])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="scripts/stack", description="Run the system natively.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("up", help="start everything (idempotent) and wait until it serves").set_defaults(run=up)
+    commands.add_parser("down", help="stop everything").set_defaults(run=down)
+    commands.add_parser("status", help="what runs and whether it is healthy").set_defaults(run=status)
+    log_parser = commands.add_parser("logs", help="show the processes' logs")
+    log_parser.add_argument("names", nargs="*", help="processes to show (default: all)")
+    log_parser.add_argument("-f", "--follow", action="store_true")
+    log_parser.add_argument("-n", "--lines", type=int, default=50)
+    log_parser.set_defaults(run=logs)
+    args = parser.parse_args(argv)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
