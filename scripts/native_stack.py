@@ -237,6 +237,26 @@ def healthy(proc: Proc) -> bool:
 # -- commands ----------------------------------------------------------------------
 
 
+def ensure_running(procs: list[Proc]) -> None:
+    """Start those not running, then wait until all are healthy."""
+    started = {proc.name: start(proc) for proc in procs if running_pid(proc) is None}
+    deadline = time.monotonic() + UP_DEADLINE
+    waiting = list(procs)
+    while waiting and time.monotonic() < deadline:
+        for proc in list(waiting):
+            child = started.get(proc.name)
+            exited = child.poll() is not None if child else running_pid(proc) is None
+            if exited:
+                tail = proc.logfile.read_text(errors="replace")[-2000:]
+                sys.exit(f"{proc.name} exited during start-up; its log ends:\n{tail}")
+            if healthy(proc):
+                waiting.remove(proc)
+        time.sleep(0.1)
+    if waiting:
+        names = ", ".join(proc.name for proc in waiting)
+        sys.exit(f"not healthy after {UP_DEADLINE:.0f}s: {names} (see {LOGS.relative_to(ROOT)}/)")
+
+
 def up(_args) -> int:
     started_at = time.monotonic()
     for folder in (LOGS, RUN):
@@ -247,29 +267,14 @@ def up(_args) -> int:
     gateway_changed = write_gateway_config(secrets_env)
 
     procs = processes(secrets_env)
-    started = {}
-    for proc in procs:
-        if running_pid(proc) is None:
-            started[proc.name] = start(proc)
-        elif proc.name == "gateway" and gateway_changed:
-            print("kong.yml changed: restarting the gateway")
-            stop(proc)
-            started[proc.name] = start(proc)
-
-    deadline = time.monotonic() + UP_DEADLINE
-    waiting = list(procs)
-    while waiting and time.monotonic() < deadline:
-        for proc in list(waiting):
-            child = started.get(proc.name)
-            if child.poll() is not None if child else running_pid(proc) is None:
-                tail = proc.logfile.read_text(errors="replace")[-2000:]
-                sys.exit(f"{proc.name} exited during start-up; its log ends:\n{tail}")
-            if healthy(proc):
-                waiting.remove(proc)
-        time.sleep(0.2)
-    if waiting:
-        names = ", ".join(proc.name for proc in waiting)
-        sys.exit(f"not healthy after {UP_DEADLINE:.0f}s: {names} (see {LOGS.relative_to(ROOT)}/)")
+    gateway = procs[-1]
+    # The gateway starts last, once its upstreams answer: HAProxy marks a server
+    # down on its first failed check and takes a few seconds to trust it again.
+    ensure_running(procs[:-1])
+    if gateway_changed and running_pid(gateway) is not None:
+        print("kong.yml changed: restarting the gateway")
+        stop(gateway)
+    ensure_running([gateway])
 
     print(f"native stack up in {time.monotonic() - started_at:.1f}s")
     print(f"  gateway (HAProxy from kong.yml)  {gateway_url()}")

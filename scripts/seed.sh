@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Seed the running system through the gateway: a demo user and a few products.
 #   scripts/seed.sh [GATEWAY_URL]      (default http://127.0.0.1:8000)
-# Safe to run twice: an existing demo user is simply logged in again.
+# Running it again logs the demo user in again and adds another set of products.
 set -euo pipefail
 GATEWAY=${1:-${SHOP_GATEWAY_URL:-http://127.0.0.1:8000}}
 EMAIL=${SEED_EMAIL:-demo@example.com}
