@@ -13,28 +13,11 @@ from flask import Flask, request
 from flask_migrate import Migrate
 from flask_smorest import Api
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import MetaData
 from werkzeug.exceptions import UnsupportedMediaType
 from werkzeug.routing import IntegerConverter
 
 from common import errors
 from common.fields import MAX_ID
-
-# Stable constraint names, so Alembic migrations can find and alter them later.
-NAMING_CONVENTION = {
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
-
-
-def make_db() -> SQLAlchemy:
-    """Each service gets its own SQLAlchemy object, so its metadata (and so its
-    migrations) holds only its own tables."""
-    return SQLAlchemy(metadata=MetaData(naming_convention=NAMING_CONVENTION))
-
 
 class IdConverter(IntegerConverter):
     """`<id:name>`: a positive BIGINT. Anything else is simply no route (404),

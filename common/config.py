@@ -43,5 +43,7 @@ def service_config(service: str) -> dict:
             "pool_timeout": 5,
         },
         "AMQP_URL": env("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//"),
+        # Unacked messages a worker holds at once (RabbitMQ suggests 100-300 for throughput).
+        "WORKER_PREFETCH": env_int("WORKER_PREFETCH", 100),
         "LOG_LEVEL": env("LOG_LEVEL", "INFO"),
     }

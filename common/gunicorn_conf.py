@@ -10,6 +10,9 @@ threads = int(os.environ.get("WEB_THREADS", "4"))
 keepalive = 30
 graceful_timeout = 20
 timeout = 30
+# Recent Gunicorn opens a control socket at one fixed per-user path; three services on
+# one host would fight over it (and in a container with HOME=/nonexistent it fails).
+control_socket_disable = True
 accesslog = "-"
 errorlog = "-"
 # The default access format doesn't include request headers, so tokens never reach the log.

@@ -2,20 +2,29 @@
 
 Producers and consumers both import these, so a queue is declared with the same
 arguments wherever it is touched (RabbitMQ refuses a redeclaration that differs).
+
+    orders  ──order.created──────────► products.order-created   ──► products-worker
+    products ─inventory.reserved/────► orders.inventory-results ──► orders-worker
+              inventory.rejected
 """
 from kombu import Exchange, Queue
 
-# Domain events, routed by type ("order.created", ...). Durable, so it survives a broker restart.
+# Domain events, routed by type. Durable, so it survives a broker restart.
 EVENTS = Exchange("shop.events", type="topic", durable=True)
 
 # Where messages go that could not be handled: undecodable, invalid, or failing
-# more often than the delivery limit. Fanout, so one queue collects all of them.
+# more often than the delivery limit. Fanout, so one queue collects all of them;
+# each keeps its x-death header (which queue, why, the original routing key).
 DEAD_LETTERS = Exchange("shop.dead-letters", type="fanout", durable=True)
 DEAD_LETTER_QUEUE = Queue("shop.dead-letters", exchange=DEAD_LETTERS, durable=True)
 
 # A quorum queue counts deliveries itself and dead-letters a message once it has
-# been handed out this many times, so a message that keeps failing can't loop forever.
+# been returned this many times, so a message that keeps failing can't loop forever.
 DELIVERY_LIMIT = 5
+
+ORDER_CREATED = "order.created"
+INVENTORY_RESERVED = "inventory.reserved"
+INVENTORY_REJECTED = "inventory.rejected"
 
 
 def event_queue(name: str, routing_key: str) -> Queue:
@@ -32,7 +41,16 @@ def event_queue(name: str, routing_key: str) -> Queue:
     )
 
 
-ORDER_CREATED = "order.created"
-
 # products-worker takes stock for each new order.
 PRODUCTS_ORDER_CREATED = event_queue("products.order-created", ORDER_CREATED)
+# orders-worker settles each order with the outcome.
+ORDERS_INVENTORY_RESULTS = event_queue("orders.inventory-results", "inventory.*")
+
+CONSUMER_QUEUES = [PRODUCTS_ORDER_CREATED, ORDERS_INVENTORY_RESULTS]
+
+# What must exist before anything is published or consumed: each consumer's queue,
+# so an event published before its consumer ever ran waits instead of being
+# dropped by an exchange with no bindings; and the dead-letter queue, since
+# RabbitMQ silently drops dead letters whose exchange doesn't exist. Publishers
+# and workers declare these (kombu caches declarations per connection).
+DECLARED_QUEUES = [DEAD_LETTER_QUEUE, *CONSUMER_QUEUES]

@@ -1,63 +1,72 @@
 """The consumer loop every event worker runs.
 
-A handler is a function taking the decoded event. What it does decides the
+A handler is a function taking the decoded event. What it raises decides the
 message's fate:
-- returns: the effect is committed, so the message is acked;
-- raises InvalidEvent: retrying can't help, so the message is rejected straight
-  to the dead-letter queue;
-- raises anything else (database down, a bug): the message goes back to the queue
-  after a growing pause; the quorum queue's delivery limit dead-letters it if that
-  keeps happening, so nothing loops forever and nothing is dropped silently.
+- nothing: the effect is committed, so the message is acked;
+- InvalidEvent: retrying can't help, so the message goes straight to the
+  dead-letter queue;
+- one of the worker's `transient` errors (the database is unreachable): the
+  message is kept and tried again with backoff, so a short outage costs nothing;
+  once the outage outlasts `transient_budget` seconds it is treated as below;
+- anything else (a bug, a constraint): the message goes back to the queue after a
+  pause; the quorum queue's delivery limit dead-letters it if that keeps
+  happening, so nothing loops forever and nothing is dropped silently.
 """
 import logging
-import os
-import signal
-import threading
 import time
 from typing import Callable
 
+import marshmallow as ma
 from kombu import Connection, Queue
 from kombu.mixins import ConsumerMixin
+
+from common.daemon import GracefulLoop, backoff
+from common.db import DATABASE_UNAVAILABLE
+from common import queues
 
 log = logging.getLogger(__name__)
 
 
 class InvalidEvent(Exception):
-    """The message can never be handled as it is (bad shape, unknown type)."""
+    """The message can never be handled as it is (bad shape, unknown order)."""
+
+
+def load_event(schema, body) -> dict:
+    """The event as `schema` loads it; InvalidEvent (so: dead-lettered) if it doesn't fit."""
+    try:
+        return schema.load(body)
+    except ma.ValidationError as exc:
+        raise InvalidEvent(exc.messages) from None
 
 
 class _Stopping(Exception):
     """Raised inside kombu's reconnect loop to leave it when asked to stop."""
 
 
-class EventWorker(ConsumerMixin):
+class EventWorker(GracefulLoop, ConsumerMixin):
     def __init__(
         self,
         amqp_url: str,
         queue: Queue,
         handle: Callable[[dict], None],
         *,
+        transient: tuple[type[Exception], ...] = (),
+        transient_budget: float = 60.0,
+        max_pause: float = 5.0,
         prefetch: int = 50,
         heartbeat_path: str | None = None,
     ):
+        super().__init__(heartbeat_path)
         self.connection = Connection(amqp_url, heartbeat=30)
         self.queue = queue
         self.handle = handle
+        self.transient = transient
+        self.transient_budget = transient_budget
+        self.max_pause = max_pause
         self.prefetch = prefetch
-        self.heartbeat_path = heartbeat_path
-        self._wake = threading.Event()
-
-    # -- lifecycle -------------------------------------------------------------
-
-    def stop(self, *_signal_args) -> None:
-        """SIGTERM/SIGINT: finish the message in hand, then leave the loop."""
-        log.info("stopping after the current message")
-        self.should_stop = True
-        self._wake.set()
 
     def serve(self) -> None:
-        signal.signal(signal.SIGTERM, self.stop)
-        signal.signal(signal.SIGINT, self.stop)
+        self.install_signal_handlers()
         try:
             self.run()
         except _Stopping:
@@ -69,6 +78,8 @@ class EventWorker(ConsumerMixin):
     # -- kombu hooks -----------------------------------------------------------
 
     def get_consumers(self, Consumer, channel):
+        for queue in queues.DECLARED_QUEUES:
+            queue(channel).declare()
         return [
             Consumer(
                 queues=[self.queue],
@@ -88,9 +99,7 @@ class EventWorker(ConsumerMixin):
 
     def on_iteration(self):
         # Runs at least once a second while connected: proof of life for healthchecks.
-        if self.heartbeat_path:
-            with open(self.heartbeat_path, "a"):
-                os.utime(self.heartbeat_path)
+        self.beat()
 
     def on_decode_error(self, message, exc):
         # kombu's default acks (drops) what it can't decode; keep it for inspection instead.
@@ -100,27 +109,60 @@ class EventWorker(ConsumerMixin):
     # -- one message -----------------------------------------------------------
 
     def on_message(self, body, message):
-        try:
-            self.handle(body)
-        except InvalidEvent as exc:
-            log.error("invalid event %s: %s; dead-lettering it", _event_id(body), exc)
-            message.reject(requeue=False)
-        except Exception:  # noqa: BLE001 - any other failure goes back to the broker, bounded by its delivery limit
-            attempt = int(message.headers.get("x-delivery-count") or 0) + 1
-            delay = min(0.25 * 2**attempt, 5.0)
-            log.exception("event %s failed (attempt %d); retrying in %.2fs", _event_id(body), attempt, delay)
-            self._wake.wait(delay)
-            message.requeue()
-        else:
-            message.ack()
+        outage_started, attempt = time.monotonic(), 0
+        while True:
+            try:
+                self.handle(body)
+            except self.transient as exc:
+                attempt += 1
+                if self.should_stop:
+                    return  # unacked: the broker hands it out again after we disconnect
+                if time.monotonic() - outage_started < self.transient_budget:
+                    delay = backoff(attempt, cap=self.max_pause)
+                    log.warning("event %s: dependency unreachable (%s); retrying in %.1fs", _event_id(body), exc, delay)
+                    self.pause(delay)
+                    self.beat()
+                    continue
+                self._give_back(body, message, f"dependency unreachable for {self.transient_budget:.0f}s")
+            except InvalidEvent as exc:
+                log.error("invalid event %s: %s; dead-lettering it", _event_id(body), exc)
+                message.reject(requeue=False)
+            except Exception:  # noqa: BLE001 - back to the broker, bounded by its delivery limit
+                log.exception("event %s failed", _event_id(body))
+                self._give_back(body, message, "handler failed")
+            else:
+                message.ack()
+            return
+
+    def _give_back(self, body, message, why: str) -> None:
+        """Requeue after a pause; each return counts against the delivery limit."""
+        delivery = int(message.headers.get("x-delivery-count") or 0) + 1
+        delay = backoff(delivery, cap=self.max_pause)
+        log.error(
+            "event %s: %s (delivery %d; dead-lettered after %d); requeueing in %.1fs",
+            _event_id(body), why, delivery, queues.DELIVERY_LIMIT, delay,
+        )
+        self.pause(delay)
+        message.requeue()
 
 
 def _event_id(body) -> str:
     return body.get("event_id", "?") if isinstance(body, dict) else "?"
 
 
-def heartbeat_is_fresh(path: str, max_age: float) -> bool:
-    try:
-        return time.time() - os.path.getmtime(path) <= max_age
-    except OSError:  # no heartbeat file yet: the worker never reached its loop
-        return False
+def worker_for(app, queue: Queue, handle: Callable[[dict], None], heartbeat_path: str | None = None) -> EventWorker:
+    """A service's worker: its app's broker, database outages waited out."""
+    return EventWorker(
+        app.config["AMQP_URL"],
+        queue,
+        handle,
+        transient=DATABASE_UNAVAILABLE,
+        prefetch=app.config["WORKER_PREFETCH"],
+        heartbeat_path=heartbeat_path,
+    )
+
+
+def serve_worker(app, queue: Queue, handle: Callable[[dict], None], heartbeat_path: str) -> None:
+    """The body of a service's worker process; handlers run inside the app's context."""
+    with app.app_context():
+        worker_for(app, queue, handle, heartbeat_path).serve()

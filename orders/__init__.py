@@ -5,7 +5,6 @@ from flask import Flask
 
 from common.app import build_app
 from common.config import env, env_int, service_config
-from common.events import Publisher
 from orders.catalog import Catalog
 from orders.models import db
 from orders.routes import blp
@@ -24,5 +23,4 @@ def create_app(test_config: dict | None = None) -> Flask:
     config = load_config() if test_config is None else test_config
     app = build_app("orders", config, db, [blp], os.path.dirname(__file__))
     app.extensions["catalog"] = Catalog(config["PRODUCTS_URL"], config["PRODUCTS_TIMEOUT_MS"] / 1000)
-    app.extensions["publisher"] = Publisher(config["AMQP_URL"])
     return app

@@ -1,16 +1,11 @@
-"""Placing an order: check the catalog, price it, store it, announce it."""
-import logging
-
+"""Placing an order: check the catalog, price it, store it with its OrderCreated event."""
 from flask import current_app
 from flask_smorest import abort
-from kombu.exceptions import KombuError
 
-from common import queues
+from common import outbox, queues
 from common.events import new_event
 from orders.catalog import CatalogUnavailable
-from orders.models import Order, OrderItem, db
-
-log = logging.getLogger(__name__)
+from orders.models import Order, OrderItem, OutboxMessage, db
 
 
 def place(user_id: int, lines: list[dict]) -> Order:
@@ -33,22 +28,17 @@ def place(user_id: int, lines: list[dict]) -> Order:
 
     order = Order(user_id=user_id, items=items, total=sum(item.unit_price * item.quantity for item in items))
     db.session.add(order)
-    db.session.commit()
-    _announce(order)
-    return order
-
-
-def _announce(order: Order) -> None:
-    event = new_event(
-        queues.ORDER_CREATED,
-        order_id=order.id,
-        user_id=order.user_id,
-        items=[{"product_id": item.product_id, "quantity": item.quantity} for item in order.items],
+    db.session.flush()  # assigns the order id the event carries
+    # The event commits with the order or not at all; orders-relay publishes it.
+    outbox.enqueue(
+        db.session,
+        OutboxMessage,
+        new_event(
+            queues.ORDER_CREATED,
+            order_id=order.id,
+            user_id=user_id,
+            items=[{"product_id": item.product_id, "quantity": item.quantity} for item in items],
+        ),
     )
-    try:
-        current_app.extensions["publisher"].publish(
-            event, queues.ORDER_CREATED, declare=[queues.PRODUCTS_ORDER_CREATED]
-        )
-    except (KombuError, OSError):
-        # The order is committed and the buyer gets it; the event is what is lost here.
-        log.exception("order %s stored but OrderCreated %s not published", order.id, event["event_id"])
+    db.session.commit()
+    return order

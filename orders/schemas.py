@@ -27,7 +27,9 @@ class NewOrderSchema(ma.Schema):
 
 class OrderSchema(ma.Schema):
     id = ma.fields.Integer()
-    status = ma.fields.String()
+    status = ma.fields.String(metadata={"description": "PENDING until stock is reserved, then CONFIRMED or REJECTED"})
+    reason = ma.fields.String(allow_none=True, metadata={"description": "Why the order was rejected"})
     total = Money()
     items = ma.fields.List(ma.fields.Nested(OrderLineSchema))
     created_at = ma.fields.AwareDateTime()
+    settled_at = ma.fields.AwareDateTime(allow_none=True)

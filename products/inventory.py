@@ -1,12 +1,9 @@
 """Taking stock for an order: all lines or none, under row locks."""
-import logging
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
-from sqlalchemy.dialects.postgresql import insert
-
-from products.models import ProcessedEvent, Product, db
-
-log = logging.getLogger(__name__)
+from common import queues
+from common.events import new_event
+from products.models import Product, db
 
 
 @dataclass(frozen=True)
@@ -15,29 +12,28 @@ class Shortage:
     requested: int
     available: int  # 0 for a product that doesn't exist
 
+    def __str__(self) -> str:
+        return f"product {self.product_id}: {self.available} left, {self.requested} requested"
 
-def reserve(event_id: str, lines: dict[int, int]) -> list[Shortage] | None:
-    """Decrement stock for every line of an order in one transaction.
 
-    `lines` maps product id to quantity. Returns None when the event was already
-    handled, [] when stock was taken, or the shortages when it wasn't (then nothing
-    changes). Either outcome is recorded under the event id, so handling the same
-    event twice never takes stock twice.
+def reserve(lines: dict[int, int]) -> list[Shortage]:
+    """Take stock for every line (product id → quantity) in the caller's transaction.
+
+    Either every line has enough stock and all are decremented, or nothing
+    changes and the shortages are returned.
     """
-    claimed = db.session.execute(
-        insert(ProcessedEvent).values(event_id=event_id).on_conflict_do_nothing().returning(ProcessedEvent.event_id)
-    ).scalar_one_or_none()
-    if claimed is None:
-        db.session.rollback()
-        return None
-
     # Lock in id order: two orders touching the same products then queue up behind
-    # each other instead of deadlocking.
+    # each other instead of deadlocking. populate_existing: a product already in the
+    # session must be refreshed with the locked row, not served from memory.
     products = {
         product.id: product
-        for product in db.session.execute(
-            db.select(Product).where(Product.id.in_(lines)).order_by(Product.id).with_for_update()
-        ).scalars()
+        for product in db.session.scalars(
+            db.select(Product)
+            .where(Product.id.in_(lines))
+            .order_by(Product.id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
     }
     shortages = [
         Shortage(product_id, wanted, products[product_id].quantity if product_id in products else 0)
@@ -47,5 +43,16 @@ def reserve(event_id: str, lines: dict[int, int]) -> list[Shortage] | None:
     if not shortages:
         for product_id, wanted in lines.items():
             products[product_id].quantity -= wanted
-    db.session.commit()
     return shortages
+
+
+def outcome_event(order_id: int, shortages: list[Shortage]) -> dict:
+    """The event that tells orders how its order went."""
+    if not shortages:
+        return new_event(queues.INVENTORY_RESERVED, order_id=order_id)
+    return new_event(
+        queues.INVENTORY_REJECTED,
+        order_id=order_id,
+        reason="Not enough stock for " + "; ".join(map(str, shortages)) + ".",
+        shortages=[asdict(shortage) for shortage in shortages],
+    )

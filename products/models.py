@@ -1,10 +1,12 @@
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, CheckConstraint, DateTime, Identity, Integer, Numeric, String, Uuid, func
+from sqlalchemy import BigInteger, CheckConstraint, DateTime, Identity, Integer, Numeric, String, func
 from sqlalchemy.orm import Mapped, mapped_column
 
-from common.app import make_db
+from common.db import make_db
+from common.idempotency import ProcessedEventMixin
+from common.outbox import OutboxMixin
 
 db = make_db()
 
@@ -26,11 +28,10 @@ class Product(db.Model):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
-class ProcessedEvent(db.Model):
-    """Events whose effect is committed. Written in the same transaction as the
-    effect, so a redelivered event finds its id here and changes nothing."""
 
-    __tablename__ = "processed_events"
+class ProcessedEvent(ProcessedEventMixin, db.Model):
+    """OrderCreated events whose outcome is committed."""
 
-    event_id: Mapped[str] = mapped_column(Uuid(as_uuid=False), primary_key=True)
-    processed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+class OutboxMessage(OutboxMixin, db.Model):
+    """InventoryReserved/InventoryRejected events, written with the stock change."""

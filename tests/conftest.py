@@ -5,7 +5,10 @@ import subprocess
 from decimal import Decimal
 
 import pytest
+from kombu import Connection
 
+from common import queues
+from common.events import Publisher
 from products import create_app as create_products_app
 from products.models import Product
 from products.models import db as products_db
@@ -36,6 +39,28 @@ def amqp_url(request):
         subprocess.run(["rabbitmqctl", "-q", "add_vhost", TEST_VHOST], check=True)
         subprocess.run(["rabbitmqctl", "-q", "set_permissions", "-p", TEST_VHOST, "guest", ".*", ".*", ".*"], check=True)
     return f"amqp://guest:guest@127.0.0.1:5672/{TEST_VHOST}"
+
+
+
+
+@pytest.fixture
+def broker(amqp_url):
+    """A connection to the test vhost, every queue declared and empty before and after."""
+    with Connection(amqp_url) as connection:
+        for queue in queues.DECLARED_QUEUES:
+            queue(connection.default_channel).declare()
+            queue(connection.default_channel).purge()
+        yield connection
+        for queue in queues.DECLARED_QUEUES:
+            queue(connection.default_channel).purge()
+
+
+@pytest.fixture
+def publish(amqp_url, broker):
+    """Publish an event as a relay would: persistent JSON, confirmed, routed by its type."""
+    publisher = Publisher(amqp_url)
+    yield lambda event: publisher.publish(event, event["type"])
+    publisher.close()
 
 
 # -- products: used by the products tests and, as a real peer, by the orders tests --

@@ -1,5 +1,8 @@
 """Helpers the service tests share (fixtures live in conftest.py)."""
+import threading
+import time
 import uuid
+from contextlib import contextmanager, nullcontext
 
 from flask_migrate import upgrade
 from sqlalchemy import create_engine, text
@@ -47,3 +50,39 @@ def empty_tables(app, db) -> None:
 
 def unique_email() -> str:
     return f"user-{uuid.uuid4().hex[:12]}@example.com"
+
+
+def eventually(check, deadline: float = 10.0, interval: float = 0.05):
+    """Poll `check` until it returns something truthy; fail after `deadline` seconds."""
+    end = time.monotonic() + deadline
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > end:
+            raise AssertionError(f"still false after {deadline}s: {check.__doc__ or check}")
+        time.sleep(interval)
+
+
+@contextmanager
+def running(loop, app=None):
+    """Run a worker or relay loop on a thread (as a process runs it on its main
+    thread), inside `app`'s context if given; stop it on the way out and insist
+    it stops."""
+
+    def run():
+        with app.app_context() if app else nullcontext():
+            loop.run()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        yield loop
+    finally:
+        loop.stop()
+        thread.join(timeout=15)
+    assert not thread.is_alive(), "the loop did not stop when asked"
+
+
+def queue_depth(connection, queue) -> int:
+    return queue(connection.default_channel).queue_declare(passive=True).message_count

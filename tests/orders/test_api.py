@@ -1,10 +1,6 @@
-import json
-
 import pytest
-from kombu import Connection
 
-from common import queues
-from orders.models import Order, db
+from orders.models import Order, OutboxMessage, db
 
 pytestmark = pytest.mark.integration
 
@@ -13,21 +9,14 @@ BOB = {"X-User-Id": "2"}
 
 
 @pytest.fixture
-def order_events(amqp_url):
-    """Drain OrderCreated events from the test vhost's products queue."""
-    with Connection(amqp_url) as connection:
-        queue = queues.PRODUCTS_ORDER_CREATED(connection.default_channel)
-        queue.declare()
-        queue.purge()
+def order_events(orders_app):
+    """The events waiting in the orders outbox, oldest first."""
 
-        def _drain():
-            events = []
-            while (message := queue.get(no_ack=True)) is not None:
-                events.append(json.loads(message.body))
-            return events
+    def _events():
+        with orders_app.app_context():
+            return [row.payload for row in db.session.scalars(db.select(OutboxMessage).order_by(OutboxMessage.id))]
 
-        yield _drain
-        queue.purge()
+    return _events
 
 
 def order_count(orders_app) -> int:

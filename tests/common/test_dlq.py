@@ -1,0 +1,55 @@
+"""scripts/dlq's engine against a real broker: list dead letters, requeue them."""
+import pytest
+from kombu import Connection
+
+from common import dlq, queues
+from common.events import new_event
+from tests.support import eventually, queue_depth
+
+pytestmark = pytest.mark.integration
+
+SOURCE = queues.event_queue("test.dlq-source", "test.dlq")
+
+
+@pytest.fixture
+def dead_letter(amqp_url, broker):
+    """Dead-letter an event the way a worker does: reject it from its quorum queue."""
+    SOURCE(broker.default_channel).declare()
+    SOURCE(broker.default_channel).purge()
+
+    def _dead_letter():
+        event = new_event("test.dlq")
+        with broker.Producer() as producer:
+            producer.publish(event, exchange=queues.EVENTS, routing_key="test.dlq", message_id=event["event_id"])
+        message = eventually(lambda: SOURCE(broker.default_channel).get(no_ack=False))
+        message.reject(requeue=False)
+        eventually(lambda: queue_depth(broker, queues.DEAD_LETTER_QUEUE) >= 1)
+        return event
+
+    yield _dead_letter
+    SOURCE(broker.default_channel).purge()
+
+
+def test_list_shows_each_message_with_its_reason_and_leaves_it_there(amqp_url, dead_letter, broker, capsys):
+    event = dead_letter()
+    with Connection(amqp_url) as connection:
+        dlq.list_messages(connection)
+    shown = capsys.readouterr().out
+    assert event["event_id"] in shown
+    assert "queue=test.dlq-source" in shown and "reason=rejected" in shown and "routing_key=test.dlq" in shown
+    assert queue_depth(broker, queues.DEAD_LETTER_QUEUE) == 1
+
+
+def test_requeue_sends_messages_back_to_their_queue(amqp_url, dead_letter, broker):
+    first, second = dead_letter(), dead_letter()
+    with Connection(amqp_url, transport_options={"confirm_publish": True}) as connection:
+        dlq.requeue(connection, {second["event_id"]})
+    assert queue_depth(broker, queues.DEAD_LETTER_QUEUE) == 1
+    back = eventually(lambda: SOURCE(broker.default_channel).get(no_ack=True))
+    assert back.payload["event_id"] == second["event_id"]
+    assert back.headers["x-requeued"] == 1
+
+    with Connection(amqp_url, transport_options={"confirm_publish": True}) as connection:
+        dlq.requeue(connection, set())
+    assert queue_depth(broker, queues.DEAD_LETTER_QUEUE) == 0
+    assert eventually(lambda: SOURCE(broker.default_channel).get(no_ack=True)).payload["event_id"] == first["event_id"]
