@@ -31,6 +31,7 @@ RUN = VAR / "run"
 BIN = Path(sys.executable).parent
 
 SERVICES = {"users": 8101, "products": 8102, "orders": 8103}
+BACKGROUND = [("products", "worker"), ("products", "relay"), ("orders", "worker"), ("orders", "relay")]
 UP_DEADLINE = 30.0
 STOP_DEADLINE = 15.0
 
@@ -89,15 +90,18 @@ def processes(secrets_env: dict) -> list[Proc]:
         )
         for name, port in SERVICES.items()
     ]
-    heartbeat = RUN / "products-worker.alive"
-    procs.append(
-        Proc(
-            "products-worker",
-            [sys.executable, "-m", "products.worker"],
-            {**common, "DATABASE_URL": database_url("products"), "WORKER_HEARTBEAT": str(heartbeat)},
-            heartbeat=heartbeat,
+    # Background processes: an event worker and an outbox relay per service that has them.
+    for service, role in BACKGROUND:
+        name = f"{service}-{role}"
+        heartbeat = RUN / f"{name}.alive"
+        procs.append(
+            Proc(
+                name,
+                [sys.executable, "-m", f"{service}.{role}"],
+                {**common, "DATABASE_URL": database_url(service), "HEARTBEAT_FILE": str(heartbeat)},
+                heartbeat=heartbeat,
+            )
         )
-    )
     procs.append(
         Proc("gateway", ["haproxy", "-db", "-f", str(VAR / "haproxy.cfg")], health_url=f"{gateway_url()}/products")
     )
@@ -135,7 +139,8 @@ def provision_databases() -> None:
 
 def migrate(secrets_env: dict) -> None:
     for service in SERVICES:
-        env = {**os.environ, **secrets_env, "DATABASE_URL": database_url(service)}
+        # FLASK_SKIP_DOTENV: .env holds the stack's secrets, not Flask settings.
+        env = {**os.environ, **secrets_env, "DATABASE_URL": database_url(service), "FLASK_SKIP_DOTENV": "1"}
         result = subprocess.run(
             [str(BIN / "flask"), "--app", service, "db", "upgrade"],
             cwd=ROOT, env=env, capture_output=True, text=True,
@@ -177,6 +182,8 @@ def running_pid(proc: Proc) -> int | None:
 
 
 def start(proc: Proc) -> subprocess.Popen:
+    if proc.heartbeat is not None:
+        proc.heartbeat.unlink(missing_ok=True)  # a stale beat must not pass for this run's
     log = proc.logfile.open("ab")
     child = subprocess.Popen(
         proc.argv, cwd=ROOT, env={**os.environ, **proc.env},
@@ -187,12 +194,12 @@ def start(proc: Proc) -> subprocess.Popen:
     return child
 
 
-def stop(proc: Proc) -> bool:
+def stop(proc: Proc, sig: int = signal.SIGTERM) -> bool:
     pid = running_pid(proc)
     if pid is None:
         proc.pidfile.unlink(missing_ok=True)
         return False
-    os.killpg(pid, signal.SIGTERM)
+    os.killpg(pid, sig)
     deadline = time.monotonic() + STOP_DEADLINE
     while time.monotonic() < deadline and _group_alive(pid):
         time.sleep(0.1)
@@ -285,10 +292,31 @@ def up(_args) -> int:
 
 
 def down(_args) -> int:
-    secrets_env = {"JWT_SECRET": ""}
-    for proc in reversed(processes(secrets_env)):
+    for proc in reversed(processes({"JWT_SECRET": ""})):
         if stop(proc):
             print(f"stopped {proc.name}")
+    return 0
+
+
+def selected(names: list[str], secrets_env: dict) -> list[Proc]:
+    procs = {proc.name: proc for proc in processes(secrets_env)}
+    unknown = set(names) - set(procs)
+    if unknown:
+        sys.exit(f"no such process: {', '.join(sorted(unknown))} (have: {', '.join(procs)})")
+    return [procs[name] for name in names]
+
+
+def start_some(args) -> int:
+    """Start single processes of a stack that is up (after `stop`, say)."""
+    ensure_running(selected(args.names, envfile.load()))
+    return 0
+
+
+def stop_some(args) -> int:
+    """Stop single processes: SIGTERM, or SIGKILL with --kill to simulate a crash."""
+    for proc in selected(args.names, {"JWT_SECRET": ""}):
+        if stop(proc, signal.SIGKILL if args.kill else signal.SIGTERM):
+            print(f"{'killed' if args.kill else 'stopped'} {proc.name}")
     return 0
 
 
@@ -319,6 +347,13 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("up", help="start everything (idempotent) and wait until it serves").set_defaults(run=up)
     commands.add_parser("down", help="stop everything").set_defaults(run=down)
     commands.add_parser("status", help="what runs and whether it is healthy").set_defaults(run=status)
+    start_parser = commands.add_parser("start", help="start some processes and wait until healthy")
+    start_parser.add_argument("names", nargs="+")
+    start_parser.set_defaults(run=start_some)
+    stop_parser = commands.add_parser("stop", help="stop some processes")
+    stop_parser.add_argument("names", nargs="+")
+    stop_parser.add_argument("--kill", action="store_true", help="SIGKILL, no chance to clean up (a crash)")
+    stop_parser.set_defaults(run=stop_some)
     log_parser = commands.add_parser("logs", help="show the processes' logs")
     log_parser.add_argument("names", nargs="*", help="processes to show (default: all)")
     log_parser.add_argument("-f", "--follow", action="store_true")

@@ -5,12 +5,15 @@ docker compose (SHOP_STACK=docker, as `scripts/test --docker` sets), whose
 containers are inspected with the Docker SDK.
 """
 import os
-import time
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
 import pytest
 import requests
+
+from tests.support import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 GATEWAY_URL = os.environ.get("SHOP_GATEWAY_URL", "http://127.0.0.1:8000")
@@ -18,20 +21,43 @@ ISSUER = "shop-users"
 PASSWORD = "a-strong-password-123"
 
 
-def eventually(check, deadline=15.0, interval=0.1):
-    """Poll `check` until it returns something truthy; fail after `deadline` seconds."""
-    end = time.monotonic() + deadline
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > end:
-            raise AssertionError(f"still false after {deadline}s: {check.__doc__ or check}")
-        time.sleep(interval)
-
-
 class NativeStack:
-    """The processes scripts/stack started; their logs are files under var/log."""
+    """The processes scripts/stack started (logs under var/log), and the host's RabbitMQ."""
+
+    amqp_url = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
+
+    def _stack(self, *args):
+        subprocess.run([sys.executable, str(ROOT / "scripts" / "native_stack.py"), *args], check=True, cwd=ROOT)
+
+    def stop(self, name, kill=False):
+        self._stack("stop", *(["--kill"] if kill else []), name)
+
+    def start(self, name):
+        self._stack("start", name)  # returns once it is healthy
+
+    def stop_broker(self):
+        subprocess.run(["rabbitmqctl", "-q", "stop_app"], check=True)
+
+    def start_broker(self):
+        subprocess.run(["rabbitmqctl", "-q", "start_app"], check=True)
+        subprocess.run(["rabbitmqctl", "-q", "await_startup", "--timeout", "60"], check=True)
+
+    def publish_raw(self, routing_key, body: bytes, content_type):
+        from kombu import Connection
+
+        from common import queues
+
+        with Connection(self.amqp_url) as connection, connection.Producer() as producer:
+            producer.publish(
+                body, exchange=queues.EVENTS, routing_key=routing_key,
+                content_type=content_type, content_encoding="binary",
+            )
+
+    def queue_depth(self, name) -> int:
+        from kombu import Connection
+
+        with Connection(self.amqp_url) as connection:
+            return connection.default_channel.queue_declare(name, passive=True).message_count
 
     def logs(self, tail=40) -> str:
         chunks = []
@@ -42,26 +68,66 @@ class NativeStack:
 
 
 class DockerStack:
-    """The compose project's containers, through the Docker SDK."""
+    """The compose project's containers, through the Docker SDK; RabbitMQ through
+    its management API (the only broker port compose publishes)."""
+
+    management = "http://127.0.0.1:15672/api"
+    credentials = ("shop", os.environ.get("RABBITMQ_PASSWORD", "shop-dev"))
 
     def __init__(self):
         import docker  # only needed in docker mode
 
         self.client = docker.from_env()
-        self.containers = self.client.containers.list(all=True, filters={"label": "com.docker.compose.project=shop"})
-        if not self.containers:
+        containers = self._containers()
+        if not containers:
             pytest.fail("no containers of compose project 'shop': run scripts/stack up --docker")
-        unhealthy = [
-            c.name for c in self.containers
-            if c.labels.get("com.docker.compose.service") != "kong-config"
-            and c.attrs["State"].get("Health", {}).get("Status") != "healthy"
-        ]
+        unhealthy = [name for name, c in containers.items() if name != "kong-config" and not self._healthy(c)]
         if unhealthy:
             pytest.fail(f"containers not healthy: {', '.join(unhealthy)}")
 
+    def _containers(self) -> dict:
+        found = self.client.containers.list(all=True, filters={"label": "com.docker.compose.project=shop"})
+        return {c.labels["com.docker.compose.service"]: c for c in found}
+
+    @staticmethod
+    def _healthy(container) -> bool:
+        container.reload()
+        return container.attrs["State"].get("Health", {}).get("Status") == "healthy"
+
+    def stop(self, name, kill=False):
+        container = self._containers()[name]
+        container.kill() if kill else container.stop(timeout=20)
+
+    def start(self, name):
+        container = self._containers()[name]
+        container.start()
+        eventually(lambda: self._healthy(container), deadline=90, interval=1)
+
+    def stop_broker(self):
+        self.stop("rabbitmq")
+
+    def start_broker(self):
+        self.start("rabbitmq")
+
+    def publish_raw(self, routing_key, body: bytes, content_type):
+        response = requests.post(
+            f"{self.management}/exchanges/%2F/shop.events/publish",
+            auth=self.credentials,
+            json={"properties": {"content_type": content_type, "delivery_mode": 2}, "routing_key": routing_key,
+                  "payload": body.decode("latin-1"), "payload_encoding": "string"},
+            timeout=10,
+        )
+        assert response.ok and response.json()["routed"], response.text
+
+    def queue_depth(self, name) -> int:
+        # The management API's counts lag by a few seconds; good enough for polling tests.
+        response = requests.get(f"{self.management}/queues/%2F/{name}", auth=self.credentials, timeout=10)
+        response.raise_for_status()
+        return response.json().get("messages", 0)
+
     def logs(self, tail=40) -> str:
         return "\n".join(
-            f"--- {c.name}\n{c.logs(tail=tail).decode(errors='replace')}" for c in self.containers
+            f"--- {name}\n{c.logs(tail=tail).decode(errors='replace')}" for name, c in self._containers().items()
         )
 
 

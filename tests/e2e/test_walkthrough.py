@@ -3,7 +3,8 @@ import uuid
 
 import pytest
 
-from tests.e2e.conftest import PASSWORD, eventually
+from tests.e2e.conftest import PASSWORD
+from tests.support import eventually
 
 pytestmark = pytest.mark.e2e
 
