@@ -13,10 +13,10 @@ NAMING_CONVENTION = {
 }
 
 
-def make_db() -> SQLAlchemy:
+def make_db(**session_options) -> SQLAlchemy:
     """Each service gets its own SQLAlchemy object, so its metadata (and so its
     migrations) holds only its own tables."""
-    return SQLAlchemy(metadata=MetaData(naming_convention=NAMING_CONVENTION))
+    return SQLAlchemy(metadata=MetaData(naming_convention=NAMING_CONVENTION), session_options=session_options)
 
 
 # Errors that mean "the database can't be reached right now" (down, restarting,

@@ -124,3 +124,23 @@ def test_orders_are_private(client, make_product):
 def test_orders_need_an_identity(client):
     assert client.get("/orders").status_code == 401
     assert client.post("/orders", json={"items": [{"product_id": 1, "quantity": 1}]}).status_code == 401
+
+
+def test_the_answer_is_the_order_as_created_even_if_settled_since(client, make_product, orders_app):
+    product = make_product()
+    with orders_app.app_context():
+        # Settle every new order the moment it is committed, faster than any worker.
+        from sqlalchemy import event
+
+        def settle_at_once(session, _flush_context):
+            session.connection().exec_driver_sql("UPDATE orders SET status = 'CONFIRMED'")
+
+        event.listen(db.session, "after_flush", settle_at_once)
+    try:
+        response = client.post("/orders", json={"items": [{"product_id": product, "quantity": 1}]}, headers=ANN)
+    finally:
+        with orders_app.app_context():
+            event.remove(db.session, "after_flush", settle_at_once)
+    assert response.status_code == 201
+    assert response.get_json()["status"] == "PENDING"
+    assert response.get_json()["created_at"]
