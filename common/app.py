@@ -5,15 +5,18 @@ database, migrations, the OpenAPI-documenting Api, the error envelope, JSON-only
 request bodies and a liveness route. The service's own create_app() supplies its
 config keys, its database object and its blueprints.
 """
+import json
 import logging
 import os
 import sys
 
+import flask_smorest
 from flask import Flask, request
 from flask_migrate import Migrate
 from flask_smorest import Api
 from flask_sqlalchemy import SQLAlchemy
 from werkzeug.exceptions import UnsupportedMediaType
+from webargs.flaskparser import FlaskParser
 from werkzeug.routing import IntegerConverter
 
 from common import errors
@@ -25,6 +28,38 @@ class IdConverter(IntegerConverter):
 
     def __init__(self, map, **kwargs):
         super().__init__(map, min=1, max=MAX_ID, **kwargs)
+
+
+class JSONParser(FlaskParser):
+    """webargs' parser, turning every unreadable body into the 400 for bad JSON.
+
+    json.loads raises more than JSONDecodeError: RecursionError for nesting deeper
+    than Python's stack ([[[[…]]]] fits easily in 1 MB) and ValueError for integers
+    longer than Python's 4300-digit limit. Unhandled, both would be 500s.
+    """
+
+    def _raw_load_json(self, req):
+        try:
+            return super()._raw_load_json(req)
+        except json.JSONDecodeError:
+            raise
+        except (RecursionError, ValueError) as exc:
+            # A non-empty doc: webargs reads an empty one as "no body at all".
+            raise json.JSONDecodeError(f"unreadable JSON ({type(exc).__name__})", "<body>", 0) from exc
+
+
+class Blueprint(flask_smorest.Blueprint):
+    """The services' blueprint: flask-smorest's, with the parser above."""
+
+    ARGUMENTS_PARSER = JSONParser()
+
+
+# For routes behind the gateway's jwt plugin: documents the bearer token (the
+# gateway checks it; the service sees only X-User-Id) and the gateway's 401.
+PROTECTED = {
+    "security": [{"bearerAuth": []}],
+    "responses": {"401": {"description": "No valid token (answered by the gateway)"}},
+}
 
 
 class ServiceApi(Api):
@@ -58,8 +93,9 @@ def build_app(name: str, config: dict, db: SQLAlchemy, blueprints, package_dir: 
         API_TITLE=f"{name} service",
         API_VERSION="1.0",
         OPENAPI_VERSION="3.0.3",
-        OPENAPI_URL_PREFIX="/",
-        OPENAPI_JSON_PATH="openapi.json",
+        # /openapi/users.json etc.: the same path on the service and through the gateway.
+        OPENAPI_URL_PREFIX="/openapi",
+        OPENAPI_JSON_PATH=f"{name}.json",
     )
     app.config.update(config)
     configure_logging(app.config["LOG_LEVEL"])
@@ -70,6 +106,7 @@ def build_app(name: str, config: dict, db: SQLAlchemy, blueprints, package_dir: 
     Migrate(app, db, directory=os.path.join(package_dir, "migrations"))
 
     api = ServiceApi(app)
+    api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
     errors.register_error_handlers(app)
     for blueprint in blueprints:
         api.register_blueprint(blueprint)

@@ -61,7 +61,9 @@ def run_process(name: str, description: str, serve: Callable[[str], None]) -> in
     parser = argparse.ArgumentParser(prog=f"python -m {name}", description=description)
     parser.add_argument("--healthcheck", action="store_true", help="exit 0 if the running process is alive")
     args = parser.parse_args()
-    heartbeat_path = os.environ.get("HEARTBEAT_FILE", f"/tmp/{name}.alive")
+    # The default serves containers, where /tmp is the process's own; the native
+    # stack passes a path under var/run.
+    heartbeat_path = os.environ.get("HEARTBEAT_FILE", f"/tmp/{name}.alive")  # nosec B108 - see above
     if args.healthcheck:
         return 0 if heartbeat_is_fresh(heartbeat_path) else 1
     serve(heartbeat_path)

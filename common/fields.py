@@ -1,4 +1,5 @@
 """Schema fields the services share."""
+import unicodedata
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 
 import marshmallow as ma
@@ -57,3 +58,29 @@ class StrictInteger(ma.fields.Integer):
         if isinstance(value, bool):
             raise self.make_error("invalid")
         return super()._deserialize(value, attr, data, **kwargs)
+
+
+class Text(ma.fields.String):
+    """A string a database column and a log line can hold.
+
+    Refuses what JSON allows but PostgreSQL or UTF-8 can't take (NUL, lone
+    surrogates from "\\ud800" escapes) and control characters, which have no
+    place in a name or an email and are how log lines get forged. Surrounding
+    white space is trimmed, and a blank value is refused when a minimum length is set.
+    """
+
+    default_error_messages = {"characters": "Must not contain control characters or unpaired surrogates."}
+
+    def __init__(self, *, trim: bool = True, **kwargs):
+        super().__init__(**kwargs)
+        self.trim = trim
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise self.make_error("characters") from None
+        if any(unicodedata.category(char) == "Cc" for char in text):
+            raise self.make_error("characters")
+        return text.strip() if self.trim else text

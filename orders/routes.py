@@ -1,5 +1,6 @@
-from flask_smorest import Blueprint, abort
+from flask_smorest import abort
 
+from common.app import PROTECTED, Blueprint
 from common.identity import current_user_id
 from common.pagination import PageArgsSchema, page_schema, paginate
 from orders import placing
@@ -15,6 +16,7 @@ blp = Blueprint("orders", __name__, description="Placing and reading the caller'
 @blp.alt_response(409, description="Not enough stock")
 @blp.alt_response(422, description="Invalid fields or an unknown product")
 @blp.alt_response(503, description="The products service is unavailable")
+@blp.doc(**PROTECTED)
 def place_order(new_order):
     return placing.place(current_user_id(), new_order["items"])
 
@@ -22,6 +24,7 @@ def place_order(new_order):
 @blp.get("/orders")
 @blp.arguments(PageArgsSchema, location="query")
 @blp.response(200, page_schema(OrderSchema))
+@blp.doc(**PROTECTED)
 def list_orders(args):
     mine = db.select(Order).filter_by(user_id=current_user_id()).order_by(Order.id.desc())
     return paginate(db, mine, args)
@@ -29,6 +32,7 @@ def list_orders(args):
 
 @blp.get("/orders/<id:order_id>")
 @blp.response(200, OrderSchema)
+@blp.doc(**PROTECTED)
 def get_order(order_id):
     order = db.session.get(Order, order_id)
     # Someone else's order answers exactly like a missing one, so ids reveal nothing.

@@ -1,5 +1,4 @@
-from flask_smorest import Blueprint
-
+from common.app import PROTECTED, Blueprint
 from common.identity import current_user_id
 from common.pagination import PageArgsSchema, page_schema, paginate
 from products.models import Product, db
@@ -18,6 +17,7 @@ def list_products(args):
 @blp.post("/products")
 @blp.arguments(ProductSchema)
 @blp.response(201, ProductSchema)
+@blp.doc(**PROTECTED)
 def create_product(fields):
     product = Product(**fields, created_by=current_user_id())
     db.session.add(product)

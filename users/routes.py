@@ -1,18 +1,14 @@
 from flask import current_app
-from flask_smorest import Blueprint, abort
+from flask_smorest import abort
 from sqlalchemy.exc import IntegrityError
-from werkzeug.security import check_password_hash, generate_password_hash
 
+from common.app import PROTECTED, Blueprint
 from common.identity import current_user_id
-from users import tokens
+from users import passwords, tokens
 from users.models import User, db
 from users.schemas import CredentialsSchema, LoginSchema, TokenSchema, UserSchema
 
 blp = Blueprint("users", __name__, description="Registration, login and the current user")
-
-# Checked when the email is unknown, so a miss costs as much time as a wrong password
-# and response times don't tell which emails are registered.
-_DUMMY_HASH = generate_password_hash("not-a-real-password")
 
 
 @blp.post("/register")
@@ -20,7 +16,7 @@ _DUMMY_HASH = generate_password_hash("not-a-real-password")
 @blp.response(201, UserSchema)
 @blp.alt_response(409, description="The email is already registered")
 def register(credentials):
-    user = User(email=credentials["email"], password_hash=generate_password_hash(credentials["password"]))
+    user = User(email=credentials["email"], password_hash=passwords.hash_password(credentials["password"]))
     db.session.add(user)
     try:
         db.session.commit()
@@ -35,11 +31,14 @@ def register(credentials):
 @blp.arguments(LoginSchema)
 @blp.response(200, TokenSchema)
 @blp.alt_response(401, description="Wrong email or password")
+@blp.alt_response(429, description="Too many attempts from this address (the gateway's rate limit)")
 def token(credentials):
     user = db.session.execute(db.select(User).filter_by(email=credentials["email"])).scalar_one_or_none()
-    password_ok = check_password_hash(user.password_hash if user else _DUMMY_HASH, credentials["password"])
-    if user is None or not password_ok:
+    if not passwords.verify(user.password_hash if user else None, credentials["password"]):
         abort(401, message="Wrong email or password.")
+    if passwords.needs_rehash(user.password_hash):
+        user.password_hash = passwords.hash_password(credentials["password"])
+        db.session.commit()
     config = current_app.config
     return tokens.issue(
         user.id,
@@ -51,5 +50,6 @@ def token(credentials):
 
 @blp.get("/users/me")
 @blp.response(200, UserSchema)
+@blp.doc(**PROTECTED)
 def me():
     return db.get_or_404(User, current_user_id(), description="No such user.")

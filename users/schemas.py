@@ -1,5 +1,11 @@
 import marshmallow as ma
 
+from common.fields import Text
+
+# Argon2 takes any length, but hashing cost grows with it: a bound keeps one
+# request from buying seconds of CPU. Long passphrases still fit.
+MIN_PASSWORD, MAX_PASSWORD = 8, 256
+
 
 class NormalisedEmailMixin:
     """Emails are compared trimmed and in lower case: " Ann@X.com" is ann@x.com."""
@@ -12,14 +18,23 @@ class NormalisedEmailMixin:
 
 
 class CredentialsSchema(NormalisedEmailMixin, ma.Schema):
-    email = ma.fields.Email(required=True, validate=ma.validate.Length(max=254))
-    password = ma.fields.String(required=True, load_only=True, validate=ma.validate.Length(min=8, max=128))
+    email = Text(required=True, validate=[ma.validate.Length(max=254), ma.validate.Email()])
+    password = Text(
+        required=True,
+        load_only=True,
+        trim=False,
+        validate=ma.validate.Length(
+            min=MIN_PASSWORD,
+            max=MAX_PASSWORD,
+            error=f"Passwords must be {MIN_PASSWORD} to {MAX_PASSWORD} characters long.",
+        ),
+    )
 
 
 class LoginSchema(NormalisedEmailMixin, ma.Schema):
     # No policy checks on login: a wrong password is a 401, not a hint about the rules.
-    email = ma.fields.String(required=True, validate=ma.validate.Length(max=254))
-    password = ma.fields.String(required=True, load_only=True, validate=ma.validate.Length(max=128))
+    email = Text(required=True, validate=ma.validate.Length(max=254))
+    password = Text(required=True, load_only=True, trim=False, validate=ma.validate.Length(max=MAX_PASSWORD))
 
 
 class UserSchema(ma.Schema):

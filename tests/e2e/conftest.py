@@ -19,6 +19,8 @@ ROOT = Path(__file__).resolve().parents[2]
 GATEWAY_URL = os.environ.get("SHOP_GATEWAY_URL", "http://127.0.0.1:8000")
 ISSUER = "shop-users"
 PASSWORD = "a-strong-password-123"
+# Every route behind the jwt plugin in kong.yml.
+PROTECTED = [("GET", "/users/me"), ("POST", "/products"), ("GET", "/orders"), ("POST", "/orders"), ("GET", "/orders/1")]
 
 
 class NativeStack:
@@ -188,25 +190,34 @@ def jwt_secret():
     pytest.fail("JWT_SECRET is neither in the environment nor in .env")
 
 
+def _new_user(gateway):
+    email = f"e2e-{uuid.uuid4().hex[:12]}@example.com"
+    registered = gateway.post("/register", json={"email": email, "password": PASSWORD})
+    assert registered.status_code == 201, registered.text
+    token = gateway.post("/token", json={"email": email, "password": PASSWORD})
+    assert token.status_code == 200, token.text
+    return registered.json()["id"], {"Authorization": f"Bearer {token.json()['access_token']}"}
+
+
 @pytest.fixture
 def make_user(gateway):
-    """Factory: register a fresh user and log in; returns (user id, auth headers)."""
+    """Factory: register a fresh user and log in; returns (user id, auth headers).
 
-    def _make():
-        email = f"e2e-{uuid.uuid4().hex[:12]}@example.com"
-        registered = gateway.post("/register", json={"email": email, "password": PASSWORD})
-        assert registered.status_code == 201, registered.text
-        token = gateway.post("/token", json={"email": email, "password": PASSWORD})
-        assert token.status_code == 200, token.text
-        return registered.json()["id"], {"Authorization": f"Bearer {token.json()['access_token']}"}
+    Each call is a real POST /token, which the gateway rate-limits per client
+    address: tests that just need *a* user take `session_user`."""
+    return lambda: _new_user(gateway)
 
-    return _make
+
+@pytest.fixture(scope="session")
+def session_user(gateway):
+    """One user for the whole run: (user id, auth headers)."""
+    return _new_user(gateway)
 
 
 @pytest.fixture
-def make_product(gateway, make_user):
+def make_product(gateway, session_user):
     """Factory: create a product through the gateway; returns its JSON."""
-    _, auth = make_user()
+    _, auth = session_user
 
     def _make(name="Quantum Mechanical Keyboard", price=249.99, quantity=50):
         response = gateway.post("/products", json={"name": name, "price": price, "quantity": quantity}, headers=auth)

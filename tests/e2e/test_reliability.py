@@ -16,9 +16,9 @@ SETTLE_DEADLINE = 60.0
 
 
 @pytest.fixture
-def shop(gateway, make_user, make_product):
+def shop(gateway, session_user, make_product):
     """One shopper placing orders and watching them settle."""
-    _, auth = make_user()
+    _, auth = session_user
 
     class Shop:
         def try_order(self, product_id, quantity=1):
@@ -72,11 +72,19 @@ def test_concurrent_orders_never_oversell(shop):
     assert shop.stock(product) == 0
 
 
-def test_a_rejected_order_says_why(shop, gateway, make_user):
+def test_a_rejected_order_says_why(shop, gateway, session_user, stack):
     product = shop.make_product(quantity=1)["id"]
-    first, second = shop.order(product), shop.order(product)
-    statuses = shop.settle([first, second])
-    assert sorted(statuses.values()) == ["CONFIRMED", "REJECTED"]
+    # With the worker paused both orders pass the synchronous check (1 left);
+    # the reservation then gives the unit to the first and rejects the second.
+    stack.stop("products-worker")
+    try:
+        first, second = shop.order(product), shop.order(product)
+    finally:
+        stack.start("products-worker")
+    assert shop.settle([first, second]) == {first: "CONFIRMED", second: "REJECTED"}
+    rejected = gateway.get(f"/orders/{second}", headers=session_user[1]).json()
+    assert rejected["reason"] == f"Not enough stock for product {product}: 0 left, 1 requested."
+    assert rejected["settled_at"]
 
 
 def test_orders_placed_while_the_worker_is_down_settle_when_it_returns(shop, stack):

@@ -45,6 +45,10 @@ def test_creating_needs_an_identity(client):
         ({"name": "Pen", "price": 1, "quantity": "3"}, "quantity"),
         ({"name": "Pen", "price": 1, "quantity": 2**31}, "quantity"),
         ({"name": "Pen", "price": 1, "quantity": 1, "id": 9}, "id"),
+        ({"name": "Pen\u0000", "price": 1, "quantity": 1}, "name"),
+        ({"name": "Pen\ud800", "price": 1, "quantity": 1}, "name"),
+        ({"name": "Pen\u001b[31m", "price": 1, "quantity": 1}, "name"),
+        ({"name": ["Pen"], "price": 1, "quantity": 1}, "name"),
     ],
 )
 def test_invalid_products_are_422_and_not_stored(client, body, field):
@@ -68,3 +72,10 @@ def test_missing_products_are_404(client, path):
     response = client.get(path)
     assert response.status_code == 404
     assert "message" in response.get_json()
+
+
+def test_names_keep_their_unicode(client):
+    name = "Café ☕ — 東京 🙂 \u202eevil"  # accents, CJK, emoji, a bidi override (a format char, allowed)
+    response = client.post("/products", json={"name": f"  {name} ", "price": 1, "quantity": 1}, headers=AUTH)
+    assert response.status_code == 201
+    assert response.get_json()["name"] == name

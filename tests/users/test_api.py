@@ -35,11 +35,32 @@ def test_duplicate_email_is_409_and_stores_nothing(register, users_app):
         assert db.session.scalar(db.select(func.count()).select_from(User)) == 1
 
 
-def test_password_is_stored_hashed(register, users_app):
+def test_password_is_stored_as_an_argon2id_hash(register, users_app):
     register("ann@example.com")
     with users_app.app_context():
         stored = db.session.scalars(db.select(User.password_hash)).one()
+    assert stored.startswith("$argon2id$")
     assert PASSWORD not in stored
+
+
+def test_login_with_control_characters_is_422_not_500(client):
+    response = client.post("/token", json={"email": "ann\u0000@example.com", "password": PASSWORD})
+    assert response.status_code == 422
+    assert "email" in response.get_json()["errors"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "[" * 100_000 + "]" * 100_000,  # deeper than Python's recursion limit
+        '{"email": ' + "1" * 5000 + "}",  # more digits than Python converts
+        "\xff\xfe not utf-8",
+    ],
+)
+def test_unreadable_json_is_400_not_500(client, body):
+    response = client.post("/register", data=body.encode("latin-1"), content_type="application/json")
+    assert response.status_code == 400
+    assert response.get_json()["message"] == "The request body is not valid JSON."
 
 
 @pytest.mark.parametrize(
@@ -51,6 +72,11 @@ def test_password_is_stored_hashed(register, users_app):
         ({"email": "ann@example.com", "password": "short"}, "password"),
         ({"email": "ann@example.com", "password": PASSWORD, "role": "admin"}, "role"),
         ({"email": 42, "password": PASSWORD}, "email"),
+        ({"email": "ann@example.com", "password": "x" * 257}, "password"),
+        ({"email": "ann\u0000@example.com", "password": PASSWORD}, "email"),
+        ({"email": "ann@example.com", "password": "nul\u0000password"}, "password"),
+        ({"email": "ann@example.com", "password": "lone \ud800 surrogate"}, "password"),
+        ({"email": "a" * 250 + "@example.com", "password": PASSWORD}, "email"),
     ],
 )
 def test_register_validation_errors_name_the_field(client, body, field):
@@ -113,11 +139,28 @@ def test_unknown_route_and_method_are_json(client):
     assert wrong_method.status_code == 405 and wrong_method.get_json() == {"message": "Method not allowed."}
 
 
-def test_a_short_secret_refuses_to_start(pg_url, amqp_url):
-    with pytest.raises(ConfigError, match="at least 32 bytes"):
-        create_app(config_for("users", "postgresql://unused/db", amqp_url, JWT_SECRET="too-short"))
+@pytest.mark.parametrize(
+    "secret, complaint",
+    [
+        ("short-but-varied-0123", "at least 32 bytes"),
+        ("changeme", "well-known"),
+        ("a" * 64, "trivial"),
+    ],
+)
+def test_a_weak_secret_refuses_to_start(amqp_url, secret, complaint):
+    with pytest.raises(ConfigError, match=complaint):
+        create_app(config_for("users", "postgresql://unused/db", amqp_url, JWT_SECRET=secret))
+
+
+def test_a_weak_secret_starts_only_when_explicitly_allowed(amqp_url):
+    app = create_app(
+        config_for("users", "postgresql://unused/db", amqp_url, JWT_SECRET="changeme", ALLOW_WEAK_JWT_SECRET=True)
+    )
+    assert app.config["JWT_SECRET"] == "changeme"
 
 
 def test_openapi_document_is_served(client):
-    spec = client.get("/openapi.json").get_json()
+    spec = client.get("/openapi/users.json").get_json()
     assert {"/register", "/token", "/users/me"} <= set(spec["paths"])
+    assert spec["paths"]["/users/me"]["get"]["security"] == [{"bearerAuth": []}]
+    assert "security" not in spec["paths"]["/token"]["post"]

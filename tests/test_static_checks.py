@@ -1,0 +1,64 @@
+"""Checks on the code itself: no SQL built from strings, and bandit finds nothing."""
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ["common", "users", "products", "orders", "kong"]
+# Functions that hand SQL text to the database.
+SQL_SINKS = {"text", "execute", "exec_driver_sql", "executescript"}
+
+
+def python_files():
+    for package in PACKAGES:
+        yield from (path for path in (ROOT / package).rglob("*.py") if "migrations" not in path.parts)
+
+
+def string_built_sql(path: Path):
+    """Calls of a SQL sink whose first argument isn't a plain string literal
+    (f-strings, %, .format, concatenation): SQL made from data."""
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if not isinstance(node, ast.Call) or not node.args:
+            continue
+        name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", None)
+        first = node.args[0]
+        if name in SQL_SINKS and not (isinstance(first, ast.Constant) and isinstance(first.value, str)):
+            if isinstance(first, (ast.JoinedStr, ast.BinOp)) or (
+                isinstance(first, ast.Call) and getattr(first.func, "attr", None) == "format"
+            ):
+                yield f"{path}:{node.lineno}"
+
+
+def test_no_sql_is_built_from_strings():
+    offenders = [place for path in python_files() for place in string_built_sql(path)]
+    assert offenders == [], "SQL built from strings (use the ORM or bound parameters)"
+
+
+def test_the_check_itself_catches_string_built_sql(tmp_path):
+    bad = tmp_path / "bad.py"
+    bad.write_text('db.session.execute(text(f"SELECT * FROM users WHERE email = \'{email}\'"))\n'
+                   'cursor.execute("SELECT %s" % value)\n')
+    assert len(list(string_built_sql(bad))) == 2
+
+
+def test_bandit_finds_nothing_of_medium_severity_or_worse():
+    result = subprocess.run(
+        [sys.executable, "-m", "bandit", "-q", "-r", *PACKAGES, "--severity-level", "medium",
+         "--exclude", ",".join(f"./{p}/migrations" for p in PACKAGES)],
+        cwd=ROOT, capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_no_bare_excepts(package):
+    bare = [
+        f"{path.relative_to(ROOT)}:{node.lineno}"
+        for path in (ROOT / package).rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.ExceptHandler) and node.type is None
+    ]
+    assert bare == []
