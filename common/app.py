@@ -6,9 +6,7 @@ request bodies and a liveness route. The service's own create_app() supplies its
 config keys, its database object and its blueprints.
 """
 import json
-import logging
 import os
-import sys
 
 import flask_smorest
 from flask import Flask, request
@@ -19,8 +17,9 @@ from werkzeug.exceptions import UnsupportedMediaType
 from webargs.flaskparser import FlaskParser
 from werkzeug.routing import IntegerConverter
 
-from common import errors
+from common import access, errors, logs
 from common.fields import MAX_ID
+from common.ops import ops
 
 class IdConverter(IntegerConverter):
     """`<id:name>`: a positive BIGINT. Anything else is simply no route (404),
@@ -78,15 +77,6 @@ def _require_json_bodies():
         raise UnsupportedMediaType("Send the request body as JSON (Content-Type: application/json).")
 
 
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        stream=sys.stdout,
-        level=level,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        force=True,
-    )
-
-
 def build_app(name: str, config: dict, db: SQLAlchemy, blueprints, package_dir: str) -> Flask:
     app = Flask(name)
     app.config.update(
@@ -98,7 +88,7 @@ def build_app(name: str, config: dict, db: SQLAlchemy, blueprints, package_dir: 
         OPENAPI_JSON_PATH=f"{name}.json",
     )
     app.config.update(config)
-    configure_logging(app.config["LOG_LEVEL"])
+    logs.configure(name, app.config["LOG_LEVEL"])
     app.url_map.converters["id"] = IdConverter
     app.url_map.strict_slashes = False
 
@@ -110,10 +100,7 @@ def build_app(name: str, config: dict, db: SQLAlchemy, blueprints, package_dir: 
     errors.register_error_handlers(app)
     for blueprint in blueprints:
         api.register_blueprint(blueprint)
+    access.init_app(app)  # first: the request id must be set before anything can fail
     app.before_request(_require_json_bodies)
-
-    @app.get("/healthz")
-    def healthz():
-        return {"status": "ok"}
-
+    app.register_blueprint(ops)
     return app

@@ -41,6 +41,8 @@ def service_config(service: str) -> dict:
             "pool_size": env_int("DB_POOL_SIZE", 5),
             "max_overflow": env_int("DB_POOL_OVERFLOW", 5),
             "pool_timeout": 5,
+            # A database that doesn't answer fails fast instead of hanging a request or a loop.
+            "connect_args": {"connect_timeout": 3},
         },
         "AMQP_URL": env("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//"),
         # Unacked messages a worker holds at once (RabbitMQ suggests 100-300 for throughput).

@@ -2,6 +2,7 @@
 stop on SIGTERM, pauses that a stop cuts short, a heartbeat file for healthchecks,
 and the `--healthcheck` command line."""
 import argparse
+import json
 import logging
 import os
 import signal
@@ -22,6 +23,7 @@ class GracefulLoop:
         self.should_stop = False
         self.heartbeat_path = heartbeat_path
         self._wake = threading.Event()
+        self._last_beat = (0.0, None)
 
     def stop(self, *_signal_args) -> None:
         """SIGTERM/SIGINT: finish the item in hand, then leave the loop."""
@@ -37,17 +39,33 @@ class GracefulLoop:
         """Sleep, unless asked to stop meanwhile."""
         self._wake.wait(seconds)
 
-    def beat(self) -> None:
-        if self.heartbeat_path:
-            with open(self.heartbeat_path, "a"):
-                os.utime(self.heartbeat_path)
+    def beat(self, problem: str | None = None) -> None:
+        """Proof of life for healthchecks, and readiness: `problem` names the
+        dependency that is failing (None when all is well). Written at most once a
+        second, or at once when the problem changes."""
+        now = time.monotonic()
+        last_at, last_problem = self._last_beat
+        if not self.heartbeat_path or (now - last_at < 1.0 and problem == last_problem):
+            return
+        self._last_beat = (now, problem)
+        # Written aside and renamed: a reader never sees half a file.
+        partial = f"{self.heartbeat_path}.partial"
+        with open(partial, "w") as file:
+            json.dump({"problem": problem}, file)
+        os.replace(partial, self.heartbeat_path)
 
 
-def heartbeat_is_fresh(path: str, max_age: float = HEARTBEAT_MAX_AGE) -> bool:
+def readiness(path: str, max_age: float = HEARTBEAT_MAX_AGE) -> str | None:
+    """None if the loop behind `path` is alive and ready, else why not."""
     try:
-        return time.time() - os.path.getmtime(path) <= max_age
-    except OSError:  # no heartbeat file yet: the loop never started
-        return False
+        age = time.time() - os.path.getmtime(path)
+        with open(path) as file:
+            problem = json.load(file).get("problem")
+    except (OSError, ValueError):  # no heartbeat yet, or unreadable
+        return "not started"
+    if age > max_age:
+        return f"no heartbeat for {age:.0f}s"
+    return problem
 
 
 def backoff(attempt: int, *, cap: float = 5.0) -> float:
@@ -65,6 +83,11 @@ def run_process(name: str, description: str, serve: Callable[[str], None]) -> in
     # stack passes a path under var/run.
     heartbeat_path = os.environ.get("HEARTBEAT_FILE", f"/tmp/{name}.alive")  # nosec B108 - see above
     if args.healthcheck:
-        return 0 if heartbeat_is_fresh(heartbeat_path) else 1
+        problem = readiness(heartbeat_path)
+        if problem:
+            print(f"not ready: {problem}")
+            return 1
+        print("ready")
+        return 0
     serve(heartbeat_path)
     return 0

@@ -9,7 +9,9 @@ import logging
 
 import marshmallow as ma
 from flask import Flask, request
-from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.exceptions import HTTPException
+
+from common import context
 
 log = logging.getLogger(__name__)
 
@@ -71,9 +73,9 @@ def handle_http_exception(error: HTTPException):
 
 
 def handle_unexpected(error: Exception):
-    # The trace goes to the log with the request line; the client only learns that it failed.
+    # The trace goes to the log, under the request id; the client gets the id, not the trace.
     log.exception("unhandled error on %s %s", request.method, request.path)
-    return error_body(InternalServerError.description), 500
+    return error_body(f"An unexpected error occurred. Quote request id {context.request_id()} when reporting it."), 500
 
 
 def register_error_handlers(app: Flask) -> None:

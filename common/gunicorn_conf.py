@@ -1,5 +1,6 @@
 """Gunicorn settings for every web service (`gunicorn -c python:common.gunicorn_conf`)."""
 import os
+import tempfile
 
 bind = os.environ.get("BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
@@ -13,6 +14,32 @@ timeout = 30
 # Recent Gunicorn opens a control socket at one fixed per-user path; three services on
 # one host would fight over it (and in a container with HOME=/nonexistent it fails).
 control_socket_disable = True
-accesslog = "-"
+# No access log from Gunicorn: each service writes its own JSON line per request
+# (common/access.py), with the request id and without the query string.
+accesslog = None
 errorlog = "-"
-# The default access format doesn't include request headers, so tokens never reach the log.
+# Gunicorn's own messages as JSON lines too, like everything else on stdout.
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"json": {"()": "common.logs.JsonFormatter", "service": os.environ.get("SERVICE", "gunicorn")}},
+    "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stdout"}},
+    # Gunicorn merges this over its defaults key by key, so root must be named here;
+    # it gets its handler from the app (common.logs.configure), not twice.
+    "root": {"handlers": [], "level": "INFO"},
+    "loggers": {
+        "gunicorn.error": {"handlers": ["stdout"], "level": "INFO", "propagate": False},
+        # Our own access lines replace these (a logconfig would otherwise switch them on).
+        "gunicorn.access": {"handlers": [], "level": "CRITICAL", "propagate": False},
+    },
+}
+
+# Prometheus counts from every worker process, summed on scrape (common/metrics.py).
+# A fresh private directory per start, so no counts from an earlier run linger.
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="shop-metrics-"))
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

@@ -15,10 +15,12 @@ from datetime import datetime, timedelta, timezone
 
 from flask_sqlalchemy import SQLAlchemy
 from kombu.exceptions import KombuError
-from sqlalchemy import BigInteger, DateTime, Identity, Index, Integer, String, Text, Uuid, delete, func, text
+from prometheus_client.core import GaugeMetricFamily
+from sqlalchemy import BigInteger, DateTime, Identity, Index, Integer, String, Text, Uuid, delete, func, select, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column
 
+from common import context, metrics
 from common.daemon import GracefulLoop, backoff
 from common.db import DATABASE_UNAVAILABLE
 from common.events import Publisher
@@ -49,9 +51,11 @@ class OutboxMixin:
     last_error: Mapped[str | None] = mapped_column(Text)
 
 
-def enqueue(session: Session, model: type[OutboxMixin], event: dict, headers: dict | None = None) -> None:
-    """Add `event` to the outbox in the caller's transaction; its type is its routing key."""
-    session.add(model(event_id=event["event_id"], routing_key=event["type"], payload=event, headers=headers or {}))
+def enqueue(session: Session, model: type[OutboxMixin], event: dict) -> None:
+    """Add `event` to the outbox in the caller's transaction; its type is its routing
+    key, and the request id in hand travels with it in the message headers."""
+    headers = {context.AMQP_HEADER: context.request_id()} if context.request_id() else {}
+    session.add(model(event_id=event["event_id"], routing_key=event["type"], payload=event, headers=headers))
 
 
 class OutboxRelay(GracefulLoop):
@@ -61,6 +65,7 @@ class OutboxRelay(GracefulLoop):
         model: type[OutboxMixin],
         publisher: Publisher,
         *,
+        service: str = "-",
         batch_size: int = 100,
         idle_interval: float = 0.05,
         retention: timedelta = timedelta(days=1),
@@ -70,6 +75,7 @@ class OutboxRelay(GracefulLoop):
         self.db = db
         self.model = model
         self.publisher = publisher
+        self.service = service
         self.batch_size = batch_size
         self.idle_interval = idle_interval
         self.retention = retention
@@ -87,16 +93,17 @@ class OutboxRelay(GracefulLoop):
     def run(self) -> None:
         outage = failures = 0
         while not self.should_stop:
-            self.beat()
             try:
                 sent, failed = self.relay_batch()
                 self.prune()
             except DATABASE_UNAVAILABLE as exc:  # wait for the database; every row is kept
                 self.db.session.remove()
                 outage += 1
+                self.beat(problem="database unreachable")
                 log.warning("database unreachable (%s); retrying in %.1fs", exc.orig or exc, backoff(outage))
                 self.pause(backoff(outage))
                 continue
+            self.beat(problem="broker unreachable" if failed else None)
             if outage:
                 log.info("database reachable again")
             outage = 0
@@ -118,23 +125,31 @@ class OutboxRelay(GracefulLoop):
             .limit(self.batch_size)
             .with_for_update(skip_locked=True)
         ).all()
-        sent, failed = 0, False
+        sent = 0
         for row in due:
-            try:
-                self.publisher.publish(row.payload, row.routing_key, row.headers)
-            except (KombuError, OSError) as exc:  # broker away or refusing: keep the row for later
-                row.attempts += 1
-                row.last_error = str(exc)[:500]
-                row.next_attempt_at = datetime.now(timezone.utc) + timedelta(seconds=backoff(row.attempts))
-                log.warning("publishing %s %s failed (attempt %d): %s", row.routing_key, row.event_id, row.attempts, exc)
-                failed = True
-                break
-            row.published_at = datetime.now(timezone.utc)
+            with context.bound(row.headers.get(context.AMQP_HEADER)):
+                if not self._publish(row):
+                    # The broker is likely away: the rest of the batch waits for the retry.
+                    session.commit()
+                    return sent, True
             sent += 1
         session.commit()
-        if sent:
-            log.info("published %d event(s)", sent)
-        return sent, failed
+        return sent, False
+
+    def _publish(self, row: OutboxMixin) -> bool:
+        try:
+            self.publisher.publish(row.payload, row.routing_key, row.headers)
+        except (KombuError, OSError) as exc:  # broker away or refusing: keep the row for later
+            row.attempts += 1
+            row.last_error = str(exc)[:500]
+            row.next_attempt_at = datetime.now(timezone.utc) + timedelta(seconds=backoff(row.attempts))
+            log.warning("publishing %s %s failed (attempt %d): %s", row.routing_key, row.event_id, row.attempts, exc)
+            metrics.PUBLISH_FAILURES.labels(self.service).inc()
+            return False
+        row.published_at = datetime.now(timezone.utc)
+        log.info("published %s %s", row.routing_key, row.event_id, extra={"order_id": row.payload.get("order_id")})
+        metrics.EVENTS_PUBLISHED.labels(self.service, row.routing_key).inc()
+        return True
 
     def prune(self) -> None:
         """Delete rows sent longer ago than the retention; they are kept a while for inspection."""
@@ -146,7 +161,37 @@ class OutboxRelay(GracefulLoop):
         self.db.session.commit()
 
 
+class OutboxCollector:
+    """The outbox backlog and the age of its oldest unsent event, read on scrape."""
+
+    def __init__(self, engine, model: type[OutboxMixin], service: str):
+        self.engine = engine
+        self.model = model
+        self.service = service
+
+    def collect(self):
+        unsent = self.model.published_at.is_(None)
+        try:
+            with self.engine.connect() as connection:
+                count, age = connection.execute(
+                    select(func.count(), func.extract("epoch", func.now() - func.min(self.model.created_at))).where(unsent)
+                ).one()
+        except DATABASE_UNAVAILABLE:  # nothing to report while the database is away
+            return
+        backlog = GaugeMetricFamily("shop_outbox_backlog", "Events not yet published", labels=["service"])
+        backlog.add_metric([self.service], count)
+        oldest = GaugeMetricFamily(
+            "shop_outbox_oldest_unsent_age_seconds", "Age of the oldest unpublished event", labels=["service"]
+        )
+        oldest.add_metric([self.service], float(age or 0))
+        yield backlog
+        yield oldest
+
+
 def serve_relay(app, db: SQLAlchemy, model: type[OutboxMixin], heartbeat_path: str) -> None:
     """The body of a service's relay process."""
+    service = app.config["SERVICE_NAME"]
     with app.app_context():
-        OutboxRelay(db, model, Publisher(app.config["AMQP_URL"]), heartbeat_path=heartbeat_path).serve()
+        metrics.serve([OutboxCollector(db.engine, model, service)])
+        relay = OutboxRelay(db, model, Publisher(app.config["AMQP_URL"]), service=service, heartbeat_path=heartbeat_path)
+        relay.serve()

@@ -17,12 +17,15 @@ import time
 from typing import Callable
 
 import marshmallow as ma
+from amqp.exceptions import AMQPError
 from kombu import Connection, Queue
+from kombu.exceptions import KombuError
 from kombu.mixins import ConsumerMixin
+from prometheus_client.core import GaugeMetricFamily
 
 from common.daemon import GracefulLoop, backoff
 from common.db import DATABASE_UNAVAILABLE
-from common import queues
+from common import context, metrics, queues
 
 log = logging.getLogger(__name__)
 
@@ -69,11 +72,15 @@ class EventWorker(GracefulLoop, ConsumerMixin):
         self.install_signal_handlers()
         try:
             self.run()
-        except _Stopping:
-            pass
         finally:
             self.connection.release()
         log.info("stopped")
+
+    def run(self, *args, **kwargs) -> None:
+        try:
+            super().run(*args, **kwargs)
+        except _Stopping:  # asked to stop while reconnecting
+            pass
 
     # -- kombu hooks -----------------------------------------------------------
 
@@ -92,6 +99,7 @@ class EventWorker(GracefulLoop, ConsumerMixin):
     def on_connection_error(self, exc, interval):
         if self.should_stop:
             raise _Stopping()
+        self.beat(problem="broker unreachable")
         log.warning("broker unreachable (%s); reconnecting in %.1fs", exc, interval)
 
     def on_consume_ready(self, connection, channel, consumers, **kwargs):
@@ -105,10 +113,17 @@ class EventWorker(GracefulLoop, ConsumerMixin):
         # kombu's default acks (drops) what it can't decode; keep it for inspection instead.
         log.error("undecodable message %s (%s); dead-lettering it", message.delivery_tag, exc)
         message.reject(requeue=False)
+        metrics.EVENTS_CONSUMED.labels(self.queue.name, "dead_lettered").inc()
 
     # -- one message -----------------------------------------------------------
 
     def on_message(self, body, message):
+        # Handled, and logged, under the request id that caused the event.
+        with context.bound(message.headers.get(context.AMQP_HEADER)):
+            outcome = self._handle(body, message)
+        metrics.EVENTS_CONSUMED.labels(self.queue.name, outcome).inc()
+
+    def _handle(self, body, message) -> str:
         outage_started, attempt = time.monotonic(), 0
         while True:
             try:
@@ -116,23 +131,26 @@ class EventWorker(GracefulLoop, ConsumerMixin):
             except self.transient as exc:
                 attempt += 1
                 if self.should_stop:
-                    return  # unacked: the broker hands it out again after we disconnect
+                    return "requeued"  # unacked: the broker hands it out again after we disconnect
                 if time.monotonic() - outage_started < self.transient_budget:
                     delay = backoff(attempt, cap=self.max_pause)
                     log.warning("event %s: dependency unreachable (%s); retrying in %.1fs", _event_id(body), exc, delay)
+                    metrics.EVENTS_RETRIED.labels(self.queue.name).inc()
+                    self.beat(problem="database unreachable")
                     self.pause(delay)
-                    self.beat()
                     continue
                 self._give_back(body, message, f"dependency unreachable for {self.transient_budget:.0f}s")
+                return "requeued"
             except InvalidEvent as exc:
                 log.error("invalid event %s: %s; dead-lettering it", _event_id(body), exc)
                 message.reject(requeue=False)
+                return "dead_lettered"
             except Exception:  # noqa: BLE001 - back to the broker, bounded by its delivery limit
                 log.exception("event %s failed", _event_id(body))
                 self._give_back(body, message, "handler failed")
-            else:
-                message.ack()
-            return
+                return "requeued"
+            message.ack()
+            return "handled"
 
     def _give_back(self, body, message, why: str) -> None:
         """Requeue after a pause; each return counts against the delivery limit."""
@@ -162,7 +180,27 @@ def worker_for(app, queue: Queue, handle: Callable[[dict], None], heartbeat_path
     )
 
 
+class QueueDepthCollector:
+    """Queue depths, read from the broker when metrics are scraped."""
+
+    def __init__(self, amqp_url: str, queue_list: list[Queue]):
+        self.amqp_url = amqp_url
+        self.queue_list = queue_list
+
+    def collect(self):
+        depth = GaugeMetricFamily("shop_queue_messages", "Messages waiting in a queue", labels=["queue"])
+        try:
+            with Connection(self.amqp_url, connect_timeout=2) as connection:
+                for queue in self.queue_list:
+                    ready = queue(connection.default_channel).queue_declare(passive=True).message_count
+                    depth.add_metric([queue.name], ready)
+        except (KombuError, AMQPError, OSError):  # broker away or queue missing: report nothing
+            return
+        yield depth
+
+
 def serve_worker(app, queue: Queue, handle: Callable[[dict], None], heartbeat_path: str) -> None:
     """The body of a service's worker process; handlers run inside the app's context."""
+    metrics.serve([QueueDepthCollector(app.config["AMQP_URL"], [queue, queues.DEAD_LETTER_QUEUE])])
     with app.app_context():
         worker_for(app, queue, handle, heartbeat_path).serve()

@@ -6,6 +6,8 @@ from decimal import Decimal
 import requests
 from requests.adapters import HTTPAdapter
 
+from common import context
+
 log = logging.getLogger(__name__)
 
 
@@ -33,7 +35,7 @@ class Catalog:
         """The product as it is now, or None if it doesn't exist."""
         url = f"{self.base_url}/products/{product_id}"
         try:
-            response = self.session.get(url, timeout=self.timeout)
+            response = self.session.get(url, timeout=self.timeout, headers=context.outgoing_headers())
         except requests.RequestException as exc:  # refused, reset, timed out: all mean "not now"
             log.warning("products service unreachable: %s", exc)
             raise CatalogUnavailable() from exc

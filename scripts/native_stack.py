@@ -11,7 +11,9 @@ from kong.yml, so both ways of running share one routing and auth contract.
 """
 import argparse
 import hashlib
+import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -19,10 +21,12 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import envfile  # scripts/ is on sys.path: this file runs as a script
+from common.daemon import readiness
 
 ROOT = Path(__file__).resolve().parent.parent
 VAR = ROOT / "var"
@@ -31,7 +35,8 @@ RUN = VAR / "run"
 BIN = Path(sys.executable).parent
 
 SERVICES = {"users": 8101, "products": 8102, "orders": 8103}
-BACKGROUND = [("products", "worker"), ("products", "relay"), ("orders", "worker"), ("orders", "relay")]
+# Background processes, each with its /metrics port (loopback only).
+BACKGROUND = {("products", "worker"): 9201, ("products", "relay"): 9202, ("orders", "worker"): 9203, ("orders", "relay"): 9204}
 UP_DEADLINE = 30.0
 STOP_DEADLINE = 15.0
 
@@ -85,20 +90,22 @@ def processes(secrets_env: dict) -> list[Proc]:
         Proc(
             name,
             [str(BIN / "gunicorn"), "-c", "python:common.gunicorn_conf", f"{name}:create_app()"],
-            {**common, **service_env[name], "DATABASE_URL": database_url(name), "BIND": f"127.0.0.1:{port}"},
-            health_url=f"http://127.0.0.1:{port}/healthz",
+            {**common, **service_env[name], "SERVICE": name, "DATABASE_URL": database_url(name),
+             "BIND": f"127.0.0.1:{port}"},
+            health_url=f"http://127.0.0.1:{port}/readyz",
         )
         for name, port in SERVICES.items()
     ]
     # Background processes: an event worker and an outbox relay per service that has them.
-    for service, role in BACKGROUND:
+    for (service, role), metrics_port in BACKGROUND.items():
         name = f"{service}-{role}"
         heartbeat = RUN / f"{name}.alive"
         procs.append(
             Proc(
                 name,
                 [sys.executable, "-m", f"{service}.{role}"],
-                {**common, "DATABASE_URL": database_url(service), "HEARTBEAT_FILE": str(heartbeat)},
+                {**common, "SERVICE": service, "DATABASE_URL": database_url(service), "HEARTBEAT_FILE": str(heartbeat),
+                 "METRICS_PORT": str(metrics_port)},
                 heartbeat=heartbeat,
             )
         )
@@ -226,19 +233,17 @@ def _group_alive(pgid: int) -> bool:
         return False
 
 
-def healthy(proc: Proc) -> bool:
+def health(proc: Proc) -> str | None:
+    """None if healthy, else what is wrong."""
     if proc.heartbeat is not None:
-        try:
-            return time.time() - proc.heartbeat.stat().st_mtime < 15
-        except FileNotFoundError:
-            return False
-    if proc.health_url is None:
-        return running_pid(proc) is not None
+        return readiness(str(proc.heartbeat))
     try:
         with urllib.request.urlopen(proc.health_url, timeout=2) as response:
-            return response.status == 200
-    except (urllib.error.URLError, OSError):
-        return False
+            return None if response.status == 200 else f"HTTP {response.status}"
+    except urllib.error.HTTPError as exc:  # 503 from /readyz names the failing dependency
+        return f"HTTP {exc.code}: {exc.read().decode(errors='replace')[:120]}"
+    except (urllib.error.URLError, OSError) as exc:
+        return f"not answering ({exc})"
 
 
 # -- commands ----------------------------------------------------------------------
@@ -256,7 +261,7 @@ def ensure_running(procs: list[Proc]) -> None:
             if exited:
                 tail = proc.logfile.read_text(errors="replace")[-2000:]
                 sys.exit(f"{proc.name} exited during start-up; its log ends:\n{tail}")
-            if healthy(proc):
+            if health(proc) is None:
                 waiting.remove(proc)
         time.sleep(0.1)
     if waiting:
@@ -321,24 +326,93 @@ def stop_some(args) -> int:
 
 
 def status(_args) -> int:
-    procs = processes({"JWT_SECRET": ""})
+    """One screen: processes, queues, outboxes."""
     all_ok = True
     print(f"{'process':<16} {'pid':>7}  {'state':<8} health")
-    for proc in procs:
+    for proc in processes({"JWT_SECRET": ""}):
         pid = running_pid(proc)
-        ok = pid is not None and healthy(proc)
-        all_ok &= ok
-        print(f"{proc.name:<16} {pid or '-':>7}  {'running' if pid else 'stopped':<8} {'ok' if ok else 'FAILING'}")
+        problem = health(proc) if pid else "stopped"
+        all_ok &= problem is None
+        print(f"{proc.name:<16} {pid or '-':>7}  {'running' if pid else 'stopped':<8} {problem or 'ok'}")
+    print()
+    print_queues()
+    print()
+    print_outboxes()
     return 0 if all_ok else 1
+
+
+def print_queues() -> None:
+    from amqp.exceptions import AMQPError
+    from kombu import Connection
+    from kombu.exceptions import KombuError
+
+    from common import queues
+
+    print(f"{'queue':<28} {'ready':>7} {'consumers':>9}")
+    try:
+        with Connection(os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//"), connect_timeout=2) as conn:
+            for queue in queues.DECLARED_QUEUES:
+                declared = queue(conn.default_channel).queue_declare(passive=True)
+                print(f"{queue.name:<28} {declared.message_count:>7} {declared.consumer_count:>9}")
+    except (KombuError, AMQPError, OSError) as exc:  # broker away, or a queue not declared yet
+        print(f"(RabbitMQ: {exc})")
+
+
+def print_outboxes() -> None:
+    import psycopg2
+
+    print(f"{'outbox':<28} {'unsent':>7} {'oldest':>9}")
+    for service in ("products", "orders"):
+        url = database_url(service).replace("postgresql+psycopg2://", "postgresql://")
+        try:
+            with psycopg2.connect(url, connect_timeout=2) as connection, connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at)), 0) "
+                    "FROM outbox WHERE published_at IS NULL"
+                )
+                unsent, age = cursor.fetchone()
+            print(f"{service:<28} {unsent:>7} {age:>8.1f}s")
+        except psycopg2.Error as exc:
+            print(f"{service:<28} (PostgreSQL: {str(exc).strip()})")
 
 
 def logs(args) -> int:
     names = args.names or [proc.name for proc in processes({"JWT_SECRET": ""})]
-    files = [str(LOGS / f"{name}.log") for name in names if (LOGS / f"{name}.log").exists()]
+    files = [LOGS / f"{name}.log" for name in names if (LOGS / f"{name}.log").exists()]
     if not files:
         print("no logs yet: run scripts/stack up")
         return 1
-    os.execvp("tail", ["tail", "-n", str(args.lines), *(["-F"] if args.follow else []), *files])
+    if args.request_id:
+        return story(files, args.request_id)
+    os.execvp("tail", ["tail", "-n", str(args.lines), *(["-F"] if args.follow else []), *map(str, files)])
+
+
+def story(files: list[Path], request_id: str) -> int:
+    """Every line that names `request_id`, from every process, in time order."""
+    found = []
+    for file in files:
+        for line in file.read_text(errors="replace").splitlines():
+            if request_id in line:
+                found.append((_timestamp(line), file.stem, line))
+    for _, name, line in sorted(found, key=lambda item: item[0]):
+        print(f"{name:<16} {line}")
+    if not found:
+        print(f"no log line names request id {request_id}")
+    return 0 if found else 1
+
+
+def _timestamp(line: str) -> str:
+    """A sortable UTC timestamp: JSON lines carry "ts"; HAProxy's say [24/Nov/2026:02:03:44.123]."""
+    if line.startswith("{"):
+        try:
+            return json.loads(line).get("ts", "")
+        except ValueError:
+            return ""
+    match = re.search(r"\[(\d{2}/\w{3}/\d{4}:\d{2}:\d{2}:\d{2}\.\d{3})\]", line)
+    if not match:
+        return ""
+    moment = datetime.strptime(match.group(1), "%d/%b/%Y:%H:%M:%S.%f").replace(tzinfo=timezone.utc)
+    return moment.isoformat(timespec="milliseconds")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -358,6 +432,7 @@ def main(argv: list[str] | None = None) -> int:
     log_parser.add_argument("names", nargs="*", help="processes to show (default: all)")
     log_parser.add_argument("-f", "--follow", action="store_true")
     log_parser.add_argument("-n", "--lines", type=int, default=50)
+    log_parser.add_argument("--request-id", help="the whole story of one request, across processes, in time order")
     log_parser.set_defaults(run=logs)
     args = parser.parse_args(argv)
     return args.run(args)

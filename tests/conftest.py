@@ -1,14 +1,19 @@
 """Fixtures shared by the service tests: a real, migrated PostgreSQL database per
 service and a RabbitMQ virtual host of their own, so tests never touch the data or
 queues of a running stack."""
+import socket
 import subprocess
+import threading
 from decimal import Decimal
 
 import pytest
 from kombu import Connection
+from werkzeug.serving import make_server
 
 from common import queues
 from common.events import Publisher
+from orders import create_app as create_orders_app
+from orders.models import db as orders_db
 from products import create_app as create_products_app
 from products.models import Product
 from products.models import db as products_db
@@ -99,3 +104,38 @@ def stock_of(products_app):
             return products_db.session.get(Product, product_id).quantity
 
     return _stock
+
+
+# -- orders: a real products server on a socket as its peer -------------------------
+
+
+@pytest.fixture(scope="session")
+def products_url(products_app):
+    """The real products app on a real socket, as orders reaches it in production."""
+    server = make_server("127.0.0.1", 0, products_app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+@pytest.fixture(scope="session")
+def orders_app(pg_url, amqp_url, products_url):
+    config = config_for(
+        "orders", fresh_database(pg_url, "orders_test"), amqp_url, PRODUCTS_URL=products_url, PRODUCTS_TIMEOUT_MS=2000
+    )
+    return migrated_app(create_orders_app, config)
+
+
+@pytest.fixture
+def clean_orders(orders_app):
+    yield
+    empty_tables(orders_app, orders_db)
+
+
+@pytest.fixture
+def closed_port():
+    """A local port nothing listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -61,6 +61,9 @@ class NativeStack:
         with Connection(self.amqp_url) as connection:
             return connection.default_channel.queue_declare(name, passive=True).message_count
 
+    def processes_logging(self, text) -> set[str]:
+        return {log.stem for log in (ROOT / "var" / "log").glob("*.log") if text in log.read_text(errors="replace")}
+
     def logs(self, tail=40) -> str:
         chunks = []
         for log in sorted((ROOT / "var" / "log").glob("*.log")):
@@ -126,6 +129,9 @@ class DockerStack:
         response = requests.get(f"{self.management}/queues/%2F/{name}", auth=self.credentials, timeout=10)
         response.raise_for_status()
         return response.json().get("messages", 0)
+
+    def processes_logging(self, text) -> set[str]:
+        return {name for name, c in self._containers().items() if text.encode() in c.logs()}
 
     def logs(self, tail=40) -> str:
         return "\n".join(

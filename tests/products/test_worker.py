@@ -96,6 +96,6 @@ def test_an_undecodable_message_is_dead_lettered(worker, broker):
 
 
 def test_the_worker_touches_its_heartbeat(worker):
-    from common.daemon import heartbeat_is_fresh
+    from common.daemon import readiness
 
-    eventually(lambda: heartbeat_is_fresh(worker.heartbeat_path, 2))
+    eventually(lambda: readiness(worker.heartbeat_path, 2) is None)

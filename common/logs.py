@@ -1,0 +1,47 @@
+"""Logs: one JSON object per line on stdout, each naming the service and, when
+there is one, the request id and user id in hand."""
+import json
+import logging
+import sys
+import traceback
+from datetime import datetime, timezone
+
+from common import context
+
+# Attributes every LogRecord has; anything else was passed with extra={...}.
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
+
+
+class JsonFormatter(logging.Formatter):
+    def __init__(self, service: str = "-"):
+        super().__init__()
+        self.service = service
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = {
+            "ts": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "service": self.service,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if context.request_id():
+            line["request_id"] = context.request_id()
+        if context.user_id():
+            line["user_id"] = context.user_id()
+        line.update({key: value for key, value in vars(record).items() if key not in _STANDARD})
+        if record.exc_info:
+            line["error"] = "".join(traceback.format_exception(*record.exc_info)).rstrip()
+        return json.dumps(line, default=str, ensure_ascii=False)
+
+
+def configure(service: str, level: str = "INFO") -> None:
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(JsonFormatter(service))
+    handler.set_name("shop-json")
+    root = logging.getLogger()
+    # Replace our own handler if an app was built before, and leave others (pytest's) alone.
+    root.handlers[:] = [h for h in root.handlers if h.get_name() != "shop-json"] + [handler]
+    root.setLevel(level)
+    # Alembic announces its plugins each time an app is built; that isn't news.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)

@@ -1,0 +1,62 @@
+"""Prometheus metrics: what every process counts, and how each exposes them.
+
+Web services serve /metrics on their own (internal) address: the gateway has no
+route to it. Gunicorn runs several worker processes, so their counts are kept in
+PROMETHEUS_MULTIPROC_DIR (set by common.gunicorn_conf) and summed on scrape.
+Workers and relays are single processes and serve their metrics on METRICS_PORT.
+"""
+import logging
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+    start_http_server,
+)
+
+log = logging.getLogger(__name__)
+
+HTTP_REQUESTS = Counter(
+    "shop_http_requests_total", "HTTP requests answered", ["service", "method", "route", "status"]
+)
+HTTP_LATENCY = Histogram(
+    "shop_http_request_duration_seconds",
+    "Time to answer an HTTP request",
+    ["service", "method", "route"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+EVENTS_PUBLISHED = Counter("shop_events_published_total", "Events the broker confirmed", ["service", "type"])
+PUBLISH_FAILURES = Counter("shop_events_publish_failures_total", "Publishes that failed and will be retried", ["service"])
+EVENTS_CONSUMED = Counter(
+    "shop_events_consumed_total",
+    "Messages a worker finished with, by outcome: handled, dead_lettered, requeued",
+    ["queue", "outcome"],
+)
+EVENTS_RETRIED = Counter(
+    "shop_events_retried_in_place_total", "Handling retried in place while a dependency was down", ["queue"]
+)
+
+
+def exposition() -> tuple[bytes, str]:
+    """The metrics page of this process (all Gunicorn workers together, if any)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
+def serve(collectors=()) -> None:
+    """For single-process loops: serve /metrics on METRICS_PORT, if set."""
+    for collector in collectors:
+        REGISTRY.register(collector)
+    port = os.environ.get("METRICS_PORT")
+    if port:
+        address = os.environ.get("METRICS_ADDR", "127.0.0.1")
+        start_http_server(int(port), addr=address)
+        log.info("metrics on http://%s:%s/metrics", address, port)
