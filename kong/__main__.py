@@ -3,7 +3,8 @@
     python -m kong render  [--config kong.yml] --out PATH
     python -m kong haproxy [--config kong.yml] --out PATH \\
         --upstream users=127.0.0.1:8101 --upstream products=127.0.0.1:8102 \\
-        --upstream orders=127.0.0.1:8103 [--bind 0.0.0.0:8000]
+        --upstream orders=127.0.0.1:8103 [--bind 0.0.0.0:8000] \\
+        [--metrics-bind 127.0.0.1:8405]
 
 ${NAME} placeholders are filled in from the environment. Both outputs hold the
 jwt secret, so they only ever go to a file (mode 0600), never to stdout. Errors
@@ -14,7 +15,7 @@ import sys
 
 from kong.config import load, render, write_private_file, write_rendered
 from kong.errors import ConfigError
-from kong.haproxy import DEFAULT_BIND, generate_haproxy_config
+from kong.haproxy import DEFAULT_BIND, DEFAULT_METRICS_BIND, generate_haproxy_config
 
 EXIT_ERROR = 2  # what argparse uses for usage errors too
 
@@ -37,7 +38,12 @@ def _run(args: argparse.Namespace) -> None:
         config = render(config)
         if args.command == "haproxy":
             haproxy_config = generate_haproxy_config(
-                config, upstreams, bind=args.bind, pidfile=args.pidfile, stats_socket=args.stats_socket
+                config,
+                upstreams,
+                bind=args.bind,
+                metrics_bind=args.metrics_bind,
+                pidfile=args.pidfile,
+                stats_socket=args.stats_socket,
             )
     except ConfigError as error:  # add which file the offending item is in
         raise ConfigError(f"{args.config}: {error}") from None
@@ -65,6 +71,12 @@ def _parser() -> argparse.ArgumentParser:
         help="where a kong.yml service really runs; one for every service",
     )
     haproxy_command.add_argument("--bind", default=DEFAULT_BIND, help="the proxy's address (default: %(default)s)")
+    haproxy_command.add_argument(
+        "--metrics-bind",
+        default=DEFAULT_METRICS_BIND,
+        help="a loopback address for Prometheus metrics (GET /metrics), if kong.yml has the prometheus plugin "
+        "(default: %(default)s)",
+    )
     haproxy_command.add_argument("--pidfile", help="where HAProxy writes its pid")
     haproxy_command.add_argument("--stats-socket", help="a UNIX socket for HAProxy's runtime API (mode 0600)")
     return parser

@@ -9,15 +9,29 @@ The output holds the jwt secrets (base64-encoded, which hides nothing): write it
 with config.write_private_file, never print it.
 """
 import base64
+import ipaddress
 import json
 import re
 from collections.abc import Mapping
 from itertools import combinations
 
 from kong.errors import ConfigError
-from kong.model import Credential, Gateway, JwtAuth, Route, Service, parse
+from kong.model import (
+    CorrelationId,
+    Credential,
+    Gateway,
+    JwtAuth,
+    RateLimit,
+    ResponseHeaders,
+    Route,
+    Service,
+    SizeLimit,
+    parse,
+)
 
 DEFAULT_BIND = "0.0.0.0:8000"  # Kong's proxy_listen
+DEFAULT_METRICS_BIND = "127.0.0.1:8405"  # HAProxy's customary exporter port
+METRICS_PATH = "/metrics"
 HEADER = "# generated from kong.yml by python -m kong — do not edit (edit kong.yml and regenerate)"
 JSON = "application/json; charset=utf-8"
 
@@ -60,11 +74,47 @@ CLAIM_CHECKS = {
 
 ADDRESS = re.compile(r"(?P<host>[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):(?P<port>[0-9]{1,5})")
 
+# correlation-id: a client's request id is kept only if it is one header of these
+# characters, which can't break a log line or smuggle anything into one.
+REQUEST_ID = r"^[A-Za-z0-9._-]{1,128}$"
+
+# request-size-limiting
+TOO_LARGE = "Request size limit exceeded"
+LENGTH_REQUIRED = "A valid Content-Length header is required"
+# HAProxy holds a request in one buffer of tune.bufsize, tune.maxrewrite of it
+# kept free: pinned here, because what a chunked body may be depends on them.
+BUFFER_SIZE = 16384
+BUFFER_RESERVE = 1024
+# A chunked request with at least this much of its request line, headers and
+# body buffered may have filled the buffer, so its body may go on beyond what
+# HAProxy can see. A full buffer holds over 14,000 bytes of those even with the
+# most headers HAProxy accepts (101); a complete request below this is measured.
+CHUNKED_MEASURABLE = 12288
+REQUEST_TIMEOUT = "10s"  # timeout http-request, which waiting for a body also gets
+
+# rate-limiting: Kong's headers (kong/plugins/rate-limiting/handler.lua)
+RATE_LIMIT_HEADERS = (
+    ("X-RateLimit-Limit-Minute", "txn.rate_limit_limit"),
+    ("X-RateLimit-Remaining-Minute", "txn.rate_limit_remaining"),
+    ("RateLimit-Limit", "txn.rate_limit_limit"),
+    ("RateLimit-Remaining", "txn.rate_limit_remaining"),
+    ("RateLimit-Reset", "txn.rate_limit_reset"),
+)
+
+# What Kong's jwt plugin tells a service about the consumer it authenticated.
+IDENTITY_HEADERS = (
+    "X-Consumer-ID",
+    "X-Consumer-Custom-ID",
+    "X-Consumer-Username",
+    "X-Credential-Identifier",
+    "X-Anonymous-Consumer",
+)
+
 # httplog's fields without captured headers (Authorization must never be logged)
 # and without the query string (tokens and personal data end up in those too).
 LOG_FORMAT = (
     "%ci:%cp [%tr] %ft %b/%s %TR/%Tw/%Tc/%Tr/%Ta %ST %B %tsc %ac/%fc/%bc/%sc/%rc %sq/%bq "
-    'route=%[var(txn.route)] "%HM %HPO %HV"'
+    'route=%[var(txn.route)] request_id=%[var(txn.request_id)] "%HM %HPO %HV"'
 )
 
 
@@ -73,24 +123,32 @@ def generate_haproxy_config(
     upstreams: Mapping[str, str],
     *,
     bind: str = DEFAULT_BIND,
+    metrics_bind: str = DEFAULT_METRICS_BIND,
     pidfile: str | None = None,
     stats_socket: str | None = None,
 ) -> str:
     """The text of a complete haproxy.cfg enforcing a rendered kong.yml.
 
     `upstreams` maps every Kong service name to the "host:port" it really runs on
-    (kong.yml's urls are Docker DNS names). Raises ConfigError for anything that
-    can't be translated.
+    (kong.yml's urls are Docker DNS names). `metrics_bind` is where the metrics
+    are served if kong.yml has the prometheus plugin: a loopback address. Raises
+    ConfigError for anything that can't be translated.
     """
     gateway = parse(config)
     _check_upstreams(gateway, upstreams)
     _check_address(bind, "bind address")
+    _check_loopback(metrics_bind, "metrics address")
+    rate_limits = _rate_limits(gateway)
+    _check_table_names(gateway, rate_limits)
     sections = [
         _global(gateway, pidfile, stats_socket),
         _defaults(),
-        _frontend(gateway, bind),
+        _frontend(gateway, bind, rate_limits),
         *(_backend(service, upstreams[service.name]) for service in gateway.services),
+        *(_rate_limit_table(table, limit) for limit, (table, _) in rate_limits.items()),
     ]
+    if gateway.metrics:
+        sections.append(_metrics_frontend(metrics_bind))
     return "\n\n".join([HEADER, *sections]) + "\n"
 
 
@@ -111,6 +169,26 @@ def _check_address(address: str, what: str) -> None:
         raise ConfigError(f"{what}: expected HOST:PORT, got {address!r}")
 
 
+def _check_loopback(address: str, what: str) -> None:
+    """Metrics name every route and service: they are for this host only, as
+    Kong's Admin API (published on loopback) is."""
+    _check_address(address, what)
+    host = ADDRESS.fullmatch(address)["host"].strip("[]")
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name
+        loopback = False
+    if not loopback:
+        raise ConfigError(f"{what}: must be a loopback address such as 127.0.0.1:8405, got {address!r}")
+
+
+def _check_table_names(gateway: Gateway, rate_limits: dict[RateLimit, tuple[str, list[Route]]]) -> None:
+    services = {service.name for service in gateway.services}
+    for table, _ in rate_limits.values():
+        if table in services:  # both would be backends of the same name
+            raise ConfigError(f"service name {table!r} is taken by the generator for rate-limiting counters")
+
+
 # -- sections -------------------------------------------------------------------------
 
 
@@ -120,6 +198,12 @@ def _global(gateway: Gateway, pidfile: str | None, stats_socket: str | None) -> 
         lines.append(f"pidfile {_literal(pidfile)}")
     if stats_socket:
         lines.append(f"stats socket {_literal(stats_socket)} mode 600 level user")
+    if gateway.size_limit:
+        lines += [
+            "# request-size-limiting measures chunked bodies in one buffer of this size",
+            f"tune.bufsize {BUFFER_SIZE}",
+            f"tune.maxrewrite {BUFFER_RESERVE}",
+        ]
     if gateway.credentials:
         lines.append("# jwt_secrets, base64 so that no character of a secret can break the quoting")
     for number, credential in enumerate(gateway.credentials, 1):
@@ -139,7 +223,7 @@ def _defaults() -> str:
         "timeout connect 2s",
         "timeout client 30s",
         "timeout server 30s",
-        "timeout http-request 10s",
+        f"timeout http-request {REQUEST_TIMEOUT}",
         "timeout http-keep-alive 10s",
         "timeout queue 5s",
         "timeout check 2s",
@@ -153,9 +237,12 @@ def _defaults() -> str:
     return _section("defaults", lines)
 
 
-def _frontend(gateway: Gateway, bind: str) -> str:
+def _frontend(gateway: Gateway, bind: str, rate_limits: dict[RateLimit, tuple[str, list[Route]]]) -> str:
     lines = [
-        f"bind {bind}",
+        # Kong's proxy_listen without "http2" speaks HTTP/1.x only, where a body
+        # comes with a Content-Length or chunked; HAProxy would otherwise take
+        # HTTP/2 as well (from its preface), whose bodies need neither.
+        f"bind {bind} proto h1",
         "# Kong, trusting no proxy in front of it, sets these itself whatever the client sent.",
         "option forwardfor",
         "http-request set-header X-Forwarded-Proto http",
@@ -166,12 +253,26 @@ def _frontend(gateway: Gateway, bind: str) -> str:
         "# X_User_Id would reach a WSGI app as the same HTTP_X_USER_ID as X-User-Id.",
         "http-request del-header _ -m sub",
         "",
-        *_routing(gateway.routes),
     ]
+    # Kong runs its plugins by priority: jwt 1450, request-size-limiting 951,
+    # rate-limiting 910, correlation-id 1, post-function -1000. The request id is
+    # settled first here all the same: where another plugin (or the router)
+    # answers before correlation-id's turn, Kong's header_filter echoes the
+    # client's id or a new one, which is what this does.
+    if gateway.correlation_id:
+        lines += [*_correlation_id(gateway.correlation_id), ""]
+    lines += _routing(gateway.routes)
     for number, (jwt, routes) in enumerate(_routes_by_jwt(gateway.routes).items(), 1):
         lines += ["", *_jwt(f"jwt{number}", jwt, routes, gateway.credentials)]
+    if gateway.size_limit:
+        lines += ["", *_size_limit(gateway.size_limit)]
+    for number, (limit, (table, routes)) in enumerate(rate_limits.items(), 1):
+        lines += ["", *_rate_limit(f"rate_limit{number}", table, limit, routes)]
     if gateway.user_id_from_sub:
         lines += ["", *_user_id_from_sub()]
+    responses = _response_headers(gateway, rate_limits)
+    if responses:
+        lines += ["", *responses]
     lines.append("")
     for service in gateway.services:
         names = [route.name for route in gateway.routes if route.service == service.name]
@@ -330,17 +431,204 @@ def _jwt_claims(on: str, jwt: JwtAuth) -> list[str]:
     return lines
 
 
+# -- correlation-id -------------------------------------------------------------------
+
+
+def _correlation_id(correlation: CorrelationId) -> list[str]:
+    """Kong's correlation-id with the uuid generator, for the request.
+
+    Kong passes on any non-empty value a client sent, verbatim; this keeps only
+    one that matches REQUEST_ID (the id is logged, so it mustn't carry line breaks
+    or anything else into the logs) and replaces any other with a fresh uuid.
+    """
+    header = correlation.header_name
+    kept = f"{_is(f'req.fhdr_cnt({header}) -m int eq 1')} {_is(f'req.fhdr({header}) -m reg {_literal(REQUEST_ID)}')}"
+    return [
+        f"# correlation-id: {header}, the client's if it is one plain token, else a uuid",
+        f"http-request set-header {header} %[uuid()] unless {kept}",
+        f"http-request set-var(txn.request_id) req.fhdr({header})",
+    ]
+
+
+# -- request-size-limiting ------------------------------------------------------------
+
+
+def _size_limit(limit: SizeLimit) -> list[str]:
+    """Kong's request-size-limiting (kong/plugins/request-size-limiting/handler.lua).
+
+    A declared Content-Length is checked at once. A chunked body declares no
+    size: Kong reads it whole (into a temporary file if need be) and measures it.
+    HAProxy holds at most one buffer of it, so it waits for the body, measures
+    it if it all fitted, and refuses one whose end it can't see as too large:
+    stricter than Kong for chunked bodies between about 12 kB and the limit, never
+    laxer. (Refusing every chunked body would refuse small ones that Kong takes.)
+    """
+    allowed = limit.allowed_bytes
+    chunked = _is("req.hdr(transfer-encoding) -m found")  # HAProxy drops Content-Length then
+    lines = [
+        f"# request-size-limiting: at most {allowed} bytes",
+        *_too_large(_is(f"req.hdr_val(content-length) gt {allowed}")),
+    ]
+    if limit.require_content_length:
+        lines.append(
+            f"http-request return status 411 content-type {_quoted(JSON)} string {_quoted(_message(LENGTH_REQUIRED))} "
+            f"if {_not('req.hdr(content-length) -m found')} {_not('req.hdr(transfer-encoding) -m str chunked')}"
+        )
+    lines += [
+        # A client that stops sending gets a 408 here, not a pass.
+        f"http-request wait-for-body time {REQUEST_TIMEOUT} if {chunked}",
+        # What the buffer holds: the chunk being read may announce more than that.
+        f"http-request set-var(txn.body_size) req.body_size if {chunked}",
+        f"http-request set-var(txn.buffered) req.hdrs,length if {chunked}",
+        f"http-request set-var(txn.buffered) url,length,add(txn.buffered) if {chunked}",
+        f"http-request set-var(txn.buffered) req.body_len,add(txn.buffered) if {chunked}",
+        *_too_large(chunked, _is(f"var(txn.body_size) -m int gt {allowed}")),
+        *_too_large(chunked, _is(f"var(txn.buffered) -m int ge {CHUNKED_MEASURABLE}")),
+    ]
+    return lines
+
+
+def _too_large(*conditions: str) -> list[str]:
+    """Kong's refusal: 417 if the client is waiting for a 100 Continue, else 413."""
+    reply = f"content-type {_quoted(JSON)} string {_quoted(_message(TOO_LARGE))}"
+    expects = _is("req.hdr(expect) -m str -i 100-continue")
+    return [
+        f"http-request return status 417 {reply} if {' '.join(conditions)} {expects}",
+        f"http-request return status 413 {reply} if {' '.join(conditions)}",
+    ]
+
+
+# -- rate-limiting --------------------------------------------------------------------
+
+
+def _rate_limits(gateway: Gateway) -> dict[RateLimit, tuple[str, list[Route]]]:
+    """Each rate-limiting config: the stick table counting for it, and its routes."""
+    groups: dict[RateLimit, tuple[str, list[Route]]] = {}
+    for route in gateway.routes:
+        if route.rate_limit is not None:
+            table = f"rate_limit_{len(groups) + 1}"
+            groups.setdefault(route.rate_limit, (table, []))[1].append(route)
+    return groups
+
+
+def _rate_limit(on: str, table: str, limit: RateLimit, routes: list[Route]) -> list[str]:
+    """Kong's rate-limiting, limit_by ip, policy local, per minute.
+
+    Kong counts each client address's requests per clock minute and refuses
+    once this minute's count reaches the limit; refused requests don't count.
+    In the stick table, gpt0 holds the minute that gpc0 is counting for: a
+    request in a later minute starts the count afresh.
+    """
+    names = [route.name for route in routes]
+    exceeded = _is(f"var(txn.rate_limit_used) -m int ge {limit.minute}")
+    lines = [
+        f"# rate-limiting ({limit.scope}: minute {limit.minute}, limit_by ip, policy local) "
+        f"on routes {', '.join(names)}",
+        f"acl {on} var(txn.route) -m str {_words(names)}",
+        f"http-request track-sc0 src table {table} if {on}",
+        f"http-request set-var(txn.rate_limit_now) date() if {on}",
+        f"http-request set-var(txn.rate_limit_minute) var(txn.rate_limit_now),div(60) if {on}",
+        f"http-request set-var(txn.rate_limit_stale) sc_clr_gpc0(0) "
+        f"if {on} {_not('sc_get_gpt0(0),sub(txn.rate_limit_minute) -m int eq 0')}",
+        f"http-request sc-set-gpt0(0) var(txn.rate_limit_minute) if {on}",
+        f"http-request set-var(txn.rate_limit_used) sc_get_gpc0(0) if {on}",
+        # Seconds until the minute is over: Kong's RateLimit-Reset and Retry-After.
+        f"http-request set-var(txn.rate_limit_reset) var(txn.rate_limit_now),mod(60),neg,add(60) if {on}",
+        f"http-request set-var(txn.rate_limit_remaining) int({limit.minute - 1}),sub(txn.rate_limit_used) if {on}",
+        f"http-request set-var(txn.rate_limit_remaining) int(0) if {on} {exceeded}",
+    ]
+    if not limit.hide_client_headers:
+        lines.append(f"http-request set-var(txn.rate_limit_limit) int({limit.minute}) if {on}")
+    lines += [
+        f"http-request return status {limit.error_code} content-type {_quoted(JSON)} "
+        f"hdr Retry-After %[var(txn.rate_limit_reset)] "
+        f"string {_quoted(_message(limit.error_message))} if {on} {exceeded}",
+        f"http-request sc-inc-gpc0(0) if {on}",
+    ]
+    return lines
+
+
+def _rate_limit_table(table: str, limit: RateLimit) -> str:
+    lines = [
+        f"# rate-limiting counters ({limit.scope}), by client address (IPv4 ones stored as IPv6)",
+        # An entry idle for a minute counts for a minute that is over anyway.
+        "stick-table type ipv6 size 100k expire 60s store gpc0,gpt0",
+    ]
+    return _section(f"backend {table}", lines)
+
+
 # -- the global post-function ---------------------------------------------------------
 
 
 def _user_id_from_sub() -> list[str]:
     """The HAProxy rules for model.KNOWN_POST_FUNCTION_LUA: keep the two in step."""
+    unauthenticated = _not("var(txn.authenticated_jwt_token) -m found")
     return [
-        "# global post-function: X-User-Id is the verified token's sub, or absent.",
+        "# global post-function: X-User-Id is the verified token's sub, or absent; a request",
+        "# no jwt plugin authenticated carries none of the jwt plugin's consumer headers either.",
         "http-request del-header X-User-Id",
         "http-request set-var(txn.jwt_sub) var(txn.authenticated_jwt_token),jwt_payload_query('$.sub','int')",
         f"http-request set-header X-User-Id %[var(txn.jwt_sub)] if {_is('var(txn.jwt_sub) -m found')}",
+        *(f"http-request del-header {name} if {unauthenticated}" for name in IDENTITY_HEADERS),
     ]
+
+
+# -- responses ------------------------------------------------------------------------
+
+
+def _response_headers(gateway: Gateway, rate_limits: dict[RateLimit, tuple[str, list[Route]]]) -> list[str]:
+    """Headers Kong's plugins set on responses, in Kong's order. http-after-response
+    rules apply to HAProxy's own answers (401, 404, 413, 429 ...) as well, as Kong's
+    header_filter runs on its own."""
+    lines = []
+    if any(not limit.hide_client_headers for limit in rate_limits):
+        lines.append("# rate-limiting's headers, where a limit applied")
+        for header, var in RATE_LIMIT_HEADERS:
+            lines.append(
+                f"http-after-response set-header {header} %[var({var})] if {_is('var(txn.rate_limit_limit) -m found')}"
+            )
+    correlation = gateway.correlation_id
+    if correlation and correlation.echo_downstream:
+        header = correlation.header_name
+        # A request that never got an id (HAProxy refused it before its rules ran)
+        # gets one now, as Kong's header_filter makes one up then.
+        lines += [
+            "# correlation-id: echo_downstream",
+            f"http-after-response set-header {header} %[var(txn.request_id)] if {_is('var(txn.request_id) -m found')}",
+            f"http-after-response set-header {header} %[uuid()] unless {_is('var(txn.request_id) -m found')}",
+        ]
+    if gateway.response_headers:
+        lines += _response_transformer(gateway.response_headers)
+    return lines
+
+
+def _response_transformer(changes: ResponseHeaders) -> list[str]:
+    """Kong's response-transformer, headers only: remove, replace (only headers
+    that are there), add (only headers that aren't), append."""
+    lines = ["# response-transformer"]
+    lines += [f"http-after-response del-header {name}" for name in changes.remove]
+    for name, value in changes.replace:
+        present = _is(f"res.hdr({name}) -m found")
+        lines.append(f"http-after-response set-header {name} {_format(value)} if {present}")
+    for name, value in changes.add:
+        present = _is(f"res.hdr({name}) -m found")
+        lines.append(f"http-after-response set-header {name} {_format(value)} unless {present}")
+    lines += [f"http-after-response add-header {name} {_format(value)}" for name, value in changes.append]
+    return lines
+
+
+# -- prometheus -----------------------------------------------------------------------
+
+
+def _metrics_frontend(bind: str) -> str:
+    """Kong's prometheus plugin serves metrics on the Admin API, never on the proxy
+    port; HAProxy's exporter gets a listener of its own."""
+    lines = [
+        f"bind {bind}",
+        f"http-request use-service prometheus-exporter if {_is(f'path {METRICS_PATH}')}",
+        f"http-request return status 404 content-type {_quoted(JSON)} string {_quoted(_message('Not found'))}",
+    ]
+    return _section("frontend metrics", lines)
 
 
 # -- writing HAProxy syntax -----------------------------------------------------------
@@ -387,6 +675,11 @@ def _quoted(text: str) -> str:
     if not re.fullmatch(r"[\x20-\x7e]*", text) or "$" in text:
         raise ConfigError(f"{text!r} can't be double-quoted for HAProxy")
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _format(text: str) -> str:
+    """Literal `text` as a log-format argument (set-header's value): % doubled."""
+    return _quoted(text.replace("%", "%%"))
 
 
 def _literal(text: str) -> str:

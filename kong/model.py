@@ -9,6 +9,10 @@ says, and nobody would notice until it mattered.
 Where Kong has a default, the default is what gets checked: a jwt plugin without
 `uri_param_names` is refused because Kong's default ([jwt]) reads tokens from
 query strings, which this translation deliberately doesn't do.
+
+Plugins are global unless said otherwise: jwt and rate-limiting may also sit on
+a service or a route, where, as in Kong, the most specific config replaces the
+others.
 """
 import re
 from collections.abc import Mapping
@@ -36,7 +40,37 @@ JWT_CONFIG_FIELDS = {
     "cookie_names",
     "secret_is_base64",
 }
-TRANSLATABLE_PLUGINS = {"jwt", "post-function"}
+CORRELATION_ID_FIELDS = {"header_name", "generator", "echo_downstream"}
+RATE_LIMITING_FIELDS = {
+    "minute",
+    "limit_by",
+    "policy",
+    "fault_tolerant",
+    "hide_client_headers",
+    "error_code",
+    "error_message",
+}
+REQUEST_SIZE_FIELDS = {"allowed_payload_size", "size_unit", "require_content_length"}
+RESPONSE_TRANSFORMER_FIELDS = {"remove", "rename", "replace", "add", "append"}
+TRANSFORM_FIELDS = {"headers", "json", "json_types"}
+PROMETHEUS_FIELDS = {
+    "per_consumer",
+    "status_code_metrics",
+    "latency_metrics",
+    "bandwidth_metrics",
+    "upstream_health_metrics",
+}
+TRANSLATABLE_PLUGINS = {
+    "jwt",
+    "post-function",
+    "correlation-id",
+    "rate-limiting",
+    "request-size-limiting",
+    "response-transformer",
+    "prometheus",
+}
+# The ones a service or route may carry as well; the others only work globally here.
+SCOPED_PLUGINS = {"jwt", "rate-limiting"}
 
 # HAProxy's jwt_verify takes an HMAC secret inline; RSA/EC keys would need
 # certificate files, which kong.yml doesn't carry.
@@ -44,13 +78,21 @@ HMAC_ALGORITHMS = ("HS256", "HS384", "HS512")
 # Kong's schema limits (kong/plugins/jwt/schema.lua).
 VERIFIABLE_CLAIMS = ("exp", "nbf")
 MAXIMUM_EXPIRATION_LIMIT = 31536000
+# kong/plugins/request-size-limiting/handler.lua
+SIZE_UNITS = {"bytes": 1, "kilobytes": 1024, "megabytes": 1048576}
+# kong/plugins/rate-limiting/schema.lua: windows other than the minute aren't translated.
+RATE_LIMIT_WINDOWS = ("second", "minute", "hour", "day", "month", "year")
+RATE_LIMIT_MESSAGE = "API rate limit exceeded"
 
 # The translation table for Lua. HAProxy can't run Kong's Lua, so the generator
 # only accepts snippets it knows, each with a hand-written HAProxy equivalent.
 # This one (kong.yml's global post-function) drops any X-User-Id the client sent
 # and, once the jwt plugin has verified a token, passes the token's `sub` claim on
-# as X-User-Id; haproxy.py's _user_id_from_sub() is that in HAProxy. A changed
-# snippet is refused, never guessed at: change this text and those rules together.
+# as X-User-Id; on a request no jwt plugin authenticated it also drops the
+# identity headers Kong's jwt plugin would have set, so that a client can't
+# pose as a consumer. haproxy.py's _user_id_from_sub() is that in HAProxy. A
+# changed snippet is refused, never guessed at: change this text and those rules
+# together.
 KNOWN_POST_FUNCTION_LUA = """
 local jwt_parser = require "kong.plugins.jwt.jwt_parser"
 kong.service.request.clear_header("X-User-Id")
@@ -60,6 +102,12 @@ if token then
   if jwt and jwt.claims.sub ~= nil then
     kong.service.request.set_header("X-User-Id", tostring(jwt.claims.sub))
   end
+else
+  kong.service.request.clear_header("X-Consumer-ID")
+  kong.service.request.clear_header("X-Consumer-Custom-ID")
+  kong.service.request.clear_header("X-Consumer-Username")
+  kong.service.request.clear_header("X-Credential-Identifier")
+  kong.service.request.clear_header("X-Anonymous-Consumer")
 end
 """
 
@@ -70,6 +118,11 @@ SERVICE_NAME = re.compile(r"[A-Za-z0-9._-]+")
 ROUTE_NAME = re.compile(r"[A-Za-z0-9._~-]+")
 USERNAME = re.compile(r"[A-Za-z0-9._~@+-]+")
 CLAIM_NAME = re.compile(r"[A-Za-z0-9_-]+")
+# Header names of letters, digits and hyphens (nothing HAProxy would need quoted;
+# nginx under Kong drops request headers with underscores); values printable
+# ASCII without surrounding spaces or $ (which HAProxy expands in quotes).
+HEADER_NAME = re.compile(r"[A-Za-z0-9-]+")
+HEADER_VALUE = re.compile(r"[\x21-\x23\x25-\x7e]([\x20-\x23\x25-\x7e]*[\x21-\x23\x25-\x7e])?")
 METHOD = re.compile(r"[A-Z]+")
 # Printable ASCII without the single quote: what HAProxy can take single-quoted.
 QUOTABLE = re.compile(r"[\x20-\x26\x28-\x7e]+")
@@ -93,12 +146,30 @@ class JwtAuth:
 
 
 @dataclass(frozen=True)
+class RateLimit:
+    """A rate-limiting plugin (limit_by ip, policy local): requests per client
+    address and clock minute.
+
+    Kong keeps one counter per plugin config, shared by every route it applies
+    to: `scope` says where in kong.yml this one is, so that two configs alike in
+    every other field still count apart.
+    """
+
+    scope: str
+    minute: int
+    hide_client_headers: bool
+    error_code: int
+    error_message: str
+
+
+@dataclass(frozen=True)
 class Route:
     name: str
     service: str
     paths: tuple[PathMatch, ...]  # empty: any path
     methods: tuple[str, ...]  # empty: any method
     jwt: JwtAuth | None  # the jwt config that applies (route, else service, else global)
+    rate_limit: RateLimit | None = None  # likewise
 
 
 @dataclass(frozen=True)
@@ -118,11 +189,50 @@ class Credential:
 
 
 @dataclass(frozen=True)
+class CorrelationId:
+    """A correlation-id plugin with the uuid generator."""
+
+    header_name: str
+    echo_downstream: bool
+
+
+@dataclass(frozen=True)
+class SizeLimit:
+    """A request-size-limiting plugin."""
+
+    allowed_bytes: int
+    require_content_length: bool
+
+
+@dataclass(frozen=True)
+class ResponseHeaders:
+    """A response-transformer's header changes, each kind in the order Kong applies them."""
+
+    remove: tuple[str, ...] = ()
+    replace: tuple[tuple[str, str], ...] = ()
+    add: tuple[tuple[str, str], ...] = ()
+    append: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
 class Gateway:
     services: tuple[Service, ...]
     routes: tuple[Route, ...]  # in kong.yml order: the first match wins
     credentials: tuple[Credential, ...]
     user_id_from_sub: bool  # the known global post-function is configured
+    # The global plugins that act on every request; None (False) when absent.
+    correlation_id: CorrelationId | None = None
+    size_limit: SizeLimit | None = None
+    response_headers: ResponseHeaders | None = None
+    metrics: bool = False  # prometheus
+
+
+@dataclass(frozen=True)
+class _Scoped:
+    """The plugins a service or route may override: the most specific config wins."""
+
+    jwt: JwtAuth | None = None
+    rate_limit: RateLimit | None = None
 
 
 def parse(config: Any) -> Gateway:
@@ -133,15 +243,18 @@ def parse(config: Any) -> Gateway:
     if version != FORMAT_VERSION:
         raise ConfigError(f'_format_version: must be the string "{FORMAT_VERSION}", got {version!r}')
 
-    global_plugins = _plugins(config.get("plugins"), "plugins", allowed={"jwt", "post-function"})
-    global_jwt = _jwt_auth(global_plugins["jwt"]) if "jwt" in global_plugins else None
+    global_plugins = _plugins(config.get("plugins"), "plugins", allowed=TRANSLATABLE_PLUGINS)
+    global_scope = _scoped(global_plugins, "global", _Scoped())
     user_id_from_sub = "post-function" in global_plugins
     if user_id_from_sub:
         _check_post_function(*global_plugins["post-function"])
+    metrics = "prometheus" in global_plugins
+    if metrics:
+        _check_prometheus(*global_plugins["prometheus"])
 
     services, routes = [], []
     for index, node in enumerate(_list(config.get("services"), "services")):
-        service, service_routes = _service(node, f"services[{index}]", global_jwt)
+        service, service_routes = _service(node, f"services[{index}]", global_scope)
         services.append(service)
         routes.extend(service_routes)
     _unique([service.name for service in services], "service name")
@@ -152,25 +265,44 @@ def parse(config: Any) -> Gateway:
         credentials.extend(_consumer(node, f"consumers[{index}]"))
     _unique([credential.key for credential in credentials], "jwt_secrets key")
 
-    return Gateway(tuple(services), tuple(routes), tuple(credentials), user_id_from_sub)
+    def translated(name: str, translate):
+        return translate(*global_plugins[name]) if name in global_plugins else None
+
+    return Gateway(
+        tuple(services),
+        tuple(routes),
+        tuple(credentials),
+        user_id_from_sub,
+        correlation_id=translated("correlation-id", _correlation_id),
+        size_limit=translated("request-size-limiting", _size_limit),
+        response_headers=translated("response-transformer", _response_headers),
+        metrics=metrics,
+    )
 
 
-def _service(node: Any, where: str, global_jwt: JwtAuth | None) -> tuple[Service, list[Route]]:
+def _scoped(plugins: dict[str, tuple[Mapping, str]], scope: str, inherited: _Scoped) -> _Scoped:
+    return _Scoped(
+        jwt=_jwt_auth(plugins["jwt"]) if "jwt" in plugins else inherited.jwt,
+        rate_limit=_rate_limit(plugins["rate-limiting"], scope) if "rate-limiting" in plugins else inherited.rate_limit,
+    )
+
+
+def _service(node: Any, where: str, inherited: _Scoped) -> tuple[Service, list[Route]]:
     node = _mapping(node, where)
     _only_fields(node, SERVICE_FIELDS, where)
     name = _name(node.get("name"), f"{where}.name", SERVICE_NAME)
     url = _string(node.get("url"), f"{where}.url")
     _check_url(url, f"{where}.url")
-    plugins = _plugins(node.get("plugins"), f"{where}.plugins", allowed={"jwt"})
-    service_jwt = _jwt_auth(plugins["jwt"]) if "jwt" in plugins else global_jwt
+    plugins = _plugins(node.get("plugins"), f"{where}.plugins", allowed=SCOPED_PLUGINS)
+    scoped = _scoped(plugins, f"service {name}", inherited)
     routes = [
-        _route(route, f"{where}.routes[{index}]", f"{name}-{index}", name, service_jwt)
+        _route(route, f"{where}.routes[{index}]", f"{name}-{index}", name, scoped)
         for index, route in enumerate(_list(node.get("routes"), f"{where}.routes"))
     ]
     return Service(name, url), routes
 
 
-def _route(node: Any, where: str, default_name: str, service: str, service_jwt: JwtAuth | None) -> Route:
+def _route(node: Any, where: str, default_name: str, service: str, inherited: _Scoped) -> Route:
     node = _mapping(node, where)
     _only_fields(node, ROUTE_FIELDS, where)
     # Names are optional in Kong; the HAProxy config routes by name.
@@ -190,9 +322,9 @@ def _route(node: Any, where: str, default_name: str, service: str, service_jwt: 
     )
     if not paths and not methods:
         raise ConfigError(f"{where} (route {name!r}): needs paths or methods to match on")
-    plugins = _plugins(node.get("plugins"), f"{where}.plugins", allowed={"jwt"})
-    jwt = _jwt_auth(plugins["jwt"]) if "jwt" in plugins else service_jwt
-    return Route(name, service, paths, methods, jwt)
+    plugins = _plugins(node.get("plugins"), f"{where}.plugins", allowed=SCOPED_PLUGINS)
+    scoped = _scoped(plugins, f"route {name}", inherited)
+    return Route(name, service, paths, methods, scoped.jwt, scoped.rate_limit)
 
 
 def _path(value: Any, where: str) -> PathMatch:
@@ -295,6 +427,109 @@ def _check_post_function(config: Mapping, where: str) -> None:
 
 def _normalise_lua(code: Any) -> str:
     return " ".join(str(code).split())
+
+
+def _correlation_id(config: Mapping, where: str) -> CorrelationId:
+    _only_fields(config, CORRELATION_ID_FIELDS, f"{where} (correlation-id)")
+    header_name = _name(config.get("header_name", "Kong-Request-ID"), f"{where}.header_name", HEADER_NAME)
+    # Kong's default, uuid#counter, and tracker make ids HAProxy has no fetch for.
+    if config.get("generator", "uuid#counter") != "uuid":
+        raise ConfigError(f"{where}.generator: the generator translates only uuid (set it explicitly)")
+    return CorrelationId(header_name, _boolean(config, "echo_downstream", False, where))
+
+
+def _rate_limit(plugin: tuple[Mapping, str], scope: str) -> RateLimit:
+    config, where = plugin
+    for window in RATE_LIMIT_WINDOWS:
+        if window != "minute" and config.get(window) is not None:
+            raise ConfigError(f"{where}.{window}: the generator translates only per-minute limits (minute)")
+    _only_fields(config, RATE_LIMITING_FIELDS | set(RATE_LIMIT_WINDOWS), f"{where} (rate-limiting)")
+    minute = config.get("minute")
+    if type(minute) is not int or minute < 1:  # bool is an int subclass
+        raise ConfigError(f"{where}.minute: must be a whole number of requests, at least 1")
+    # Kong's default, consumer, would make every user of this system one client:
+    # they all authenticate as the same jwt consumer.
+    if config.get("limit_by") != "ip":
+        raise ConfigError(f"{where}.limit_by: the generator translates only ip (set it explicitly)")
+    # The other policies share counters through a database or Redis; HAProxy's
+    # stick table is per process, as Kong's local policy is per node.
+    if config.get("policy", "local") != "local":
+        raise ConfigError(f"{where}.policy: the generator translates only local")
+    # Local counters can't fail, so whether a failure lets requests through is moot.
+    _boolean(config, "fault_tolerant", True, where)
+    error_code = config.get("error_code", 429)
+    if type(error_code) is not int or not 400 <= error_code <= 599:
+        raise ConfigError(f"{where}.error_code: must be an HTTP status from 400 to 599")
+    error_message = config.get("error_message", RATE_LIMIT_MESSAGE)
+    if not isinstance(error_message, str) or not HEADER_VALUE.fullmatch(error_message):
+        raise ConfigError(f"{where}.error_message: use printable ASCII without $")
+    return RateLimit(scope, minute, _boolean(config, "hide_client_headers", False, where), error_code, error_message)
+
+
+def _size_limit(config: Mapping, where: str) -> SizeLimit:
+    _only_fields(config, REQUEST_SIZE_FIELDS, f"{where} (request-size-limiting)")
+    size = config.get("allowed_payload_size", 128)
+    if type(size) is not int or size < 0:
+        raise ConfigError(f"{where}.allowed_payload_size: must be a whole number, at least 0")
+    unit = config.get("size_unit", "megabytes")
+    if unit not in SIZE_UNITS:
+        raise ConfigError(f"{where}.size_unit: must be one of {', '.join(SIZE_UNITS)}, got {unit!r}")
+    return SizeLimit(size * SIZE_UNITS[unit], _boolean(config, "require_content_length", False, where))
+
+
+def _response_headers(config: Mapping, where: str) -> ResponseHeaders:
+    _only_fields(config, RESPONSE_TRANSFORMER_FIELDS, f"{where} (response-transformer)")
+    changes = {}
+    for kind in sorted(RESPONSE_TRANSFORMER_FIELDS):
+        here = f"{where}.{kind}"
+        section = _mapping({} if config.get(kind) is None else config[kind], here)
+        _only_fields(section, TRANSFORM_FIELDS, here)
+        # Body changes would mean buffering and rewriting JSON in HAProxy.
+        for field_name in ("json", "json_types"):
+            if _list(section.get(field_name), f"{here}.{field_name}"):
+                raise ConfigError(f"{here}.{field_name}: the generator translates header changes only")
+        headers = _list(section.get("headers"), f"{here}.headers")
+        if kind == "rename" and headers:
+            raise ConfigError(f"{here}.headers: the generator doesn't translate renaming headers")
+        if kind == "remove":
+            changes[kind] = tuple(
+                _name(name, f"{here}.headers[{index}]", HEADER_NAME) for index, name in enumerate(headers)
+            )
+        elif kind != "rename":
+            changes[kind] = tuple(
+                _header_with_value(entry, f"{here}.headers[{index}]") for index, entry in enumerate(headers)
+            )
+    return ResponseHeaders(**changes)
+
+
+def _header_with_value(entry: Any, where: str) -> tuple[str, str]:
+    """A "name:value" entry, split as Kong splits it (^([^:]+):*(.-)$)."""
+    text = _string(entry, where)
+    name, colon, value = text.partition(":")
+    value = value.lstrip(":")
+    if not colon or not value:
+        raise ConfigError(f"{where}: expected name:value, got {text!r}")
+    _name(name, where, HEADER_NAME)
+    if not HEADER_VALUE.fullmatch(value):
+        raise ConfigError(f"{where}: the value {value!r} must be printable ASCII without $")
+    return name, value
+
+
+def _check_prometheus(config: Mapping, where: str) -> None:
+    _only_fields(config, PROMETHEUS_FIELDS, f"{where} (prometheus)")
+    # HAProxy's exporter always has its own status code, latency, bandwidth and
+    # server health metrics; it has no consumers to count by.
+    for name in sorted(PROMETHEUS_FIELDS):
+        _boolean(config, name, False, where)
+    if config.get("per_consumer", False):
+        raise ConfigError(f"{where}.per_consumer: the generator translates only false (HAProxy has no consumers)")
+
+
+def _boolean(config: Mapping, name: str, default: bool, where: str) -> bool:
+    value = config.get(name, default)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where}.{name}: expected true or false, got {value!r}")
+    return value
 
 
 def _consumer(node: Any, where: str) -> list[Credential]:

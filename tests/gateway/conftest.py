@@ -82,15 +82,21 @@ def make_token():
 # -- upstreams ------------------------------------------------------------------------
 
 
+REPLY_HEADER = "X-Reply-"
+
+
 class EchoHandler(BaseHTTPRequestHandler):
-    """Answers every request with what it received, as JSON, naming its service."""
+    """Answers every request with what it received, as JSON, naming its service.
+
+    A request header X-Reply-<Name>: <value> makes it answer with <Name>: <value>
+    too, so a test can see what the gateway does to a service's headers. (It
+    always sends a Server header, as BaseHTTPRequestHandler does.)"""
 
     protocol_version = "HTTP/1.1"  # keep-alive, as HAProxy expects of a backend
     service = "?"
 
     def _echo(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length).decode("utf-8", "replace")
+        body = self._body().decode("utf-8", "replace")
         reply = json.dumps(
             {
                 "service": self.service,
@@ -101,10 +107,24 @@ class EchoHandler(BaseHTTPRequestHandler):
             }
         ).encode()
         self.send_response(200)
+        for name, value in self.headers.items():
+            if name.lower().startswith(REPLY_HEADER.lower()):
+                self.send_header(name[len(REPLY_HEADER):], value)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(reply)))
         self.end_headers()
         self.wfile.write(reply)
+
+    def _body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() != "chunked":
+            return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        chunks = []
+        while size := int(self.rfile.readline().split(b";")[0], 16):
+            chunks.append(self.rfile.read(size))
+            self.rfile.readline()  # the CRLF after the chunk
+        while self.rfile.readline() not in (b"\r\n", b""):  # trailers, then the empty line
+            pass
+        return b"".join(chunks)
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _echo
 
@@ -160,11 +180,19 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_haproxy(haproxy: str, config: dict, upstreams: dict[str, str], workdir: Path) -> Iterator[str]:
-    """Run HAProxy in the foreground with the config generated from `config`; yield its URL."""
+def running_haproxy(
+    haproxy: str, config: dict, upstreams: dict[str, str], workdir: Path, metrics_port: int | None = None
+) -> Iterator[str]:
+    """Run HAProxy in the foreground with the config generated from `config`; yield its URL.
+
+    Its metrics listener (if kong.yml has the prometheus plugin) is on
+    `metrics_port`, by default on some free port: never on the one a running
+    stack uses."""
     port = free_port()
+    metrics_bind = f"127.0.0.1:{metrics_port or free_port()}"
     config_file = workdir / "haproxy.cfg"
-    write_private_file(config_file, generate_haproxy_config(config, upstreams, bind=f"127.0.0.1:{port}"))
+    text = generate_haproxy_config(config, upstreams, bind=f"127.0.0.1:{port}", metrics_bind=metrics_bind)
+    write_private_file(config_file, text)
     log_file = workdir / "haproxy.log"
     with log_file.open("wb") as log:
         process = subprocess.Popen([haproxy, "-db", "-f", str(config_file)], stdout=log, stderr=subprocess.STDOUT)

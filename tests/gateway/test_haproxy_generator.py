@@ -5,8 +5,8 @@ import subprocess
 import pytest
 
 from kong.errors import ConfigError
-from kong.haproxy import generate_haproxy_config
-from kong.model import KNOWN_POST_FUNCTION_LUA, parse
+from kong.haproxy import DEFAULT_METRICS_BIND, generate_haproxy_config
+from kong.model import KNOWN_POST_FUNCTION_LUA, CorrelationId, ResponseHeaders, SizeLimit, parse
 
 UPSTREAMS = {"users": "127.0.0.1:8101", "products": "127.0.0.1:8102", "orders": "127.0.0.1:8103"}
 
@@ -24,7 +24,25 @@ def jwt_config(config: dict, route_name: str) -> dict:
 
 
 def post_function(config: dict) -> dict:
-    return next(plugin for plugin in config["plugins"] if plugin["name"] == "post-function")
+    return global_plugin(config, "post-function")
+
+
+def global_plugin(config: dict, name: str) -> dict:
+    return next(plugin for plugin in config["plugins"] if plugin["name"] == name)
+
+
+def plugin_config(config: dict, name: str) -> dict:
+    return global_plugin(config, name)["config"]
+
+
+def rate_limit_config(config: dict, route_name: str = "users-token") -> dict:
+    plugins = route(config, route_name)["plugins"]
+    return next(plugin for plugin in plugins if plugin["name"] == "rate-limiting")["config"]
+
+
+def warnings_or_errors(result: subprocess.CompletedProcess) -> str:
+    output = result.stdout + result.stderr
+    return output if result.returncode != 0 or "WARNING" in output else ""
 
 
 def haproxy_check(haproxy: str, text: str, tmp_path) -> subprocess.CompletedProcess:
@@ -87,6 +105,97 @@ def test_a_route_level_jwt_plugin_overrides_the_service_level_one(make_config):
     assert jwt_by_route["products-create"].maximum_expiration == 60  # its own
 
 
+def test_kong_yml_global_plugins_are_all_translated(kong_config):
+    gateway = parse(kong_config)
+
+    assert gateway.correlation_id == CorrelationId("X-Request-ID", echo_downstream=True)
+    assert gateway.size_limit == SizeLimit(allowed_bytes=1048576, require_content_length=False)
+    assert gateway.response_headers == ResponseHeaders(
+        remove=("Server", "X-Powered-By"), add=(("X-Content-Type-Options", "nosniff"),)
+    )
+    assert gateway.metrics
+
+
+def test_kong_yml_limits_logins_only(kong_config):
+    limits = {node.name: node.rate_limit for node in parse(kong_config).routes}
+
+    assert limits.pop("users-token").minute == 60
+    assert set(limits.values()) == {None}
+
+
+def test_every_plugin_option_the_generator_translates_passes_haproxy_check(haproxy_binary, make_config, tmp_path):
+    config = make_config()
+    plugin_config(config, "correlation-id").update(header_name="Kong-Request-ID", echo_downstream=False)
+    plugin_config(config, "request-size-limiting").update(
+        allowed_payload_size=512, size_unit="kilobytes", require_content_length=True
+    )
+    plugin_config(config, "response-transformer").update(
+        replace={"headers": ["Cache-Control:no-store"]},
+        append={"headers": ["Vary:Origin", "X-Percent:100%"]},
+        rename={"headers": []},
+        add={"headers": ["X-Frame-Options:DENY"], "json": [], "json_types": []},
+    )
+    rate_limit_config(config).update(hide_client_headers=True, error_code=503, error_message="Slow down")
+    service(config, "orders")["plugins"] = [{"name": "rate-limiting", "config": {"minute": 5, "limit_by": "ip"}}]
+    config["plugins"].append({"name": "rate-limiting", "config": {"minute": 1000, "limit_by": "ip"}})
+
+    result = haproxy_check(haproxy_binary, generate_haproxy_config(config, UPSTREAMS), tmp_path)
+
+    assert not warnings_or_errors(result), warnings_or_errors(result)
+
+
+def test_a_rate_limit_counts_for_the_level_it_is_configured_on(make_config):
+    config = make_config()
+    users_limit = {"minute": 5, "limit_by": "ip"}
+    service(config, "users")["plugins"] = [{"name": "rate-limiting", "config": users_limit}]
+    route(config, "products-list")["plugins"] = [{"name": "rate-limiting", "config": dict(users_limit)}]
+
+    limits = {node.name: node.rate_limit for node in parse(config).routes}
+    text = generate_haproxy_config(config, UPSTREAMS)
+
+    # The service's routes share one counter; users-token has its own config, and
+    # products-list's equal config still counts apart, as Kong keeps one per plugin.
+    assert limits["users-register"] == limits["users-me"]
+    assert limits["users-register"].scope == "service users"
+    assert limits["users-token"].minute == 60
+    assert limits["products-list"].scope == "route products-list"
+    assert limits["products-read"] is None
+    assert text.count("stick-table") == 3
+    assert "acl rate_limit1 var(txn.route) -m str users-register users-me openapi-users" in text
+
+
+def test_the_metrics_listener_is_a_parameter_and_only_there_with_the_prometheus_plugin(make_config):
+    config = make_config()
+    with_metrics = generate_haproxy_config(config, UPSTREAMS, metrics_bind="127.0.0.2:9101")
+    config["plugins"].remove(global_plugin(config, "prometheus"))
+    without = generate_haproxy_config(config, UPSTREAMS)
+
+    assert "frontend metrics\n    bind 127.0.0.2:9101\n" in with_metrics
+    assert "prometheus-exporter" not in without
+    assert DEFAULT_METRICS_BIND == "127.0.0.1:8405"
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1:8405", "127.9.9.9:1", "localhost:9000", "[::1]:8405"])
+def test_metrics_may_listen_on_any_loopback_address(kong_config, address):
+    assert f"bind {address}\n" in generate_haproxy_config(kong_config, UPSTREAMS, metrics_bind=address)
+
+
+@pytest.mark.parametrize("address", ["0.0.0.0:8405", "192.168.1.10:8405", "[::]:8405", "metrics.example:8405"])
+def test_metrics_may_not_listen_beyond_this_host(kong_config, address):
+    with pytest.raises(ConfigError, match="metrics address: must be a loopback address"):
+        generate_haproxy_config(kong_config, UPSTREAMS, metrics_bind=address)
+
+
+def test_a_service_named_like_a_rate_limit_table_is_refused(make_config):
+    config = make_config()
+    service(config, "orders")["name"] = "rate_limit_1"
+
+    upstreams = {"users": UPSTREAMS["users"], "products": UPSTREAMS["products"], "rate_limit_1": UPSTREAMS["orders"]}
+
+    with pytest.raises(ConfigError, match="'rate_limit_1' is taken"):
+        generate_haproxy_config(config, upstreams)
+
+
 def test_the_post_function_lua_is_recognised_whatever_its_indentation(make_config):
     config = make_config()
     post_function(config)["config"]["access"] = ["\n".join(line.strip() for line in KNOWN_POST_FUNCTION_LUA.splitlines())]
@@ -103,7 +212,48 @@ def add_route_post_function(config):
 
 
 def add_route_plugin(config):
-    route(config, "products-list")["plugins"] = [{"name": "rate-limiting", "config": {"minute": 5}}]
+    route(config, "products-list")["plugins"] = [{"name": "cors", "config": {}}]
+
+
+def set_plugin(name, **fields):
+    def change(config):
+        plugin_config(config, name).update(fields)
+
+    return change
+
+
+def drop_plugin_field(name, field):
+    def change(config):
+        del plugin_config(config, name)[field]
+
+    return change
+
+
+def set_rate_limit(**fields):
+    def change(config):
+        rate_limit_config(config).update(fields)
+
+    return change
+
+
+def drop_rate_limit(field):
+    def change(config):
+        del rate_limit_config(config)[field]
+
+    return change
+
+
+def add_to_route(plugin_name):
+    def change(config):
+        route(config, "users-me")["plugins"].append({"name": plugin_name, "config": {}})
+
+    return change
+
+
+def old_post_function(config):
+    # The snippet before it cleared the consumer headers: no longer what the rules do.
+    lua = KNOWN_POST_FUNCTION_LUA.split("else\n")[0] + "end\n"
+    post_function(config)["config"]["access"] = [lua]
 
 
 def set_credential(**fields):
@@ -146,9 +296,9 @@ def drop_route(route_name, field):
     [
         (lambda config: config.update(upstreams=[]), "the top level", "field 'upstreams'"),
         (lambda config: config.update(_format_version="2.1"), "_format_version", '"3.0"'),
-        (add_route_plugin, "services[1].routes[0].plugins[0]", "cannot translate plugin 'rate-limiting'"),
+        (add_route_plugin, "services[1].routes[0].plugins[0]", "cannot translate plugin 'cors'"),
         (
-            lambda config: config["plugins"].append({"name": "cors", "config": {}}),
+            lambda config: config["plugins"].insert(1, {"name": "cors", "config": {}}),
             "plugins[1]",
             "cannot translate plugin 'cors'",
         ),
@@ -180,6 +330,43 @@ def drop_route(route_name, field):
             "outside the access phase",
         ),
         (add_route_post_function, "services[0].routes[2].plugins[1]", "isn't global"),
+        (old_post_function, "plugins[0].config.access", "cannot translate this Lua"),
+        # correlation-id
+        (drop_plugin_field("correlation-id", "generator"), "plugins[1].config.generator", "only uuid"),
+        (set_plugin("correlation-id", generator="tracker"), "plugins[1].config.generator", "only uuid"),
+        (set_plugin("correlation-id", header_name="X_Request_ID"), "plugins[1].config.header_name", "X_Request_ID"),
+        (set_plugin("correlation-id", echo_downstream="yes"), "echo_downstream", "true or false"),
+        (add_to_route("correlation-id"), "services[0].routes[2].plugins[1]", "isn't global"),
+        # rate-limiting
+        (drop_rate_limit("limit_by"), "services[0].routes[1].plugins[0].config.limit_by", "only ip"),
+        (set_rate_limit(limit_by="consumer"), "limit_by", "only ip"),
+        (set_rate_limit(policy="redis"), "policy", "only local"),
+        (set_rate_limit(hour=1000), "services[0].routes[1].plugins[0].config.hour", "per-minute"),
+        (set_rate_limit(second=5), "config.second", "per-minute"),
+        (set_rate_limit(minute=0), "config.minute", "at least 1"),
+        (set_rate_limit(minute=1.5), "config.minute", "whole number"),
+        (drop_rate_limit("minute"), "config.minute", "whole number"),
+        (set_rate_limit(error_code=200), "config.error_code", "400 to 599"),
+        (set_rate_limit(error_message="cost: $5"), "config.error_message", "without $"),
+        (set_rate_limit(redis={"host": "redis"}), "(rate-limiting)", "field 'redis'"),
+        (set_rate_limit(fault_tolerant="no"), "config.fault_tolerant", "true or false"),
+        # request-size-limiting
+        (set_plugin("request-size-limiting", size_unit="gigabytes"), "plugins[2].config.size_unit", "gigabytes"),
+        (set_plugin("request-size-limiting", allowed_payload_size=-1), "allowed_payload_size", "at least 0"),
+        (set_plugin("request-size-limiting", allowed_payload_size="1"), "allowed_payload_size", "whole number"),
+        (add_to_route("request-size-limiting"), "services[0].routes[2].plugins[1]", "isn't global"),
+        # response-transformer
+        (set_plugin("response-transformer", rename={"headers": ["Server:X-Server"]}), "rename.headers", "renaming"),
+        (set_plugin("response-transformer", add={"json": ["a:1"]}), "add.json", "header changes only"),
+        (set_plugin("response-transformer", add={"headers": ["X-Frame-Options"]}), "add.headers[0]", "name:value"),
+        (set_plugin("response-transformer", add={"headers": ["X-A:"]}), "add.headers[0]", "name:value"),
+        (set_plugin("response-transformer", append={"headers": ["X-Cost:$5"]}), "append.headers[0]", "without $"),
+        (set_plugin("response-transformer", remove={"headers": ["X_Powered_By"]}), "remove.headers[0]", "X_Powered"),
+        (set_plugin("response-transformer", add={"headers": "X-A:1"}), "add.headers", "expected a list"),
+        # prometheus
+        (set_plugin("prometheus", per_consumer=True), "plugins[4].config.per_consumer", "no consumers"),
+        (set_plugin("prometheus", ai_metrics=True), "plugins[4].config (prometheus)", "field 'ai_metrics'"),
+        (add_to_route("prometheus"), "services[0].routes[2].plugins[1]", "isn't global"),
         (set_credential(algorithm="RS256"), "consumers[0].jwt_secrets[0].algorithm", "only HMAC"),
         (set_credential(rsa_public_key="-----BEGIN PUBLIC KEY-----"), "consumers[0].jwt_secrets[0]", "rsa_public_key"),
         (set_credential(secret="${JWT_SECRET}"), "consumers[0].jwt_secrets[0].secret", "render the config first"),

@@ -104,6 +104,16 @@ def test_the_cli_renders_for_kong(kong_yml, jwt_secret, tmp_path):
     assert credential(yaml.safe_load(target.read_text()))["secret"] == jwt_secret
 
 
+def test_the_cli_takes_the_metrics_address(jwt_secret, tmp_path):
+    target = tmp_path / "haproxy.cfg"
+
+    result = run_cli("haproxy", "--out", str(target), "--metrics-bind", "127.0.0.1:19405", *UPSTREAMS,
+                     env={"JWT_SECRET": jwt_secret})
+
+    assert result.returncode == 0, result.stderr
+    assert "frontend metrics\n    bind 127.0.0.1:19405\n" in target.read_text()
+
+
 def test_the_cli_writes_the_haproxy_config_privately(jwt_secret, tmp_path):
     target = tmp_path / "haproxy.cfg"
 
@@ -122,8 +132,9 @@ def test_the_cli_writes_the_haproxy_config_privately(jwt_secret, tmp_path):
         (["render", "--out", "{tmp}/no/such/dir/kong.yml"], "cannot write"),
         (["haproxy", "--out", "{tmp}/haproxy.cfg", "--upstream=users=127.0.0.1:8101"], "has no upstream address"),
         (["haproxy", "--out", "{tmp}/haproxy.cfg", "--upstream", "users"], "expected SERVICE=HOST:PORT"),
+        (["haproxy", "--out", "{tmp}/haproxy.cfg", *UPSTREAMS, "--metrics-bind", "0.0.0.0:8405"], "loopback"),
     ],
-    ids=["no-secret", "no-config", "no-out-dir", "no-upstream", "bad-upstream"],
+    ids=["no-secret", "no-config", "no-out-dir", "no-upstream", "bad-upstream", "public-metrics"],
 )
 def test_cli_errors_are_one_line_exit_2_and_never_show_the_secret(jwt_secret, tmp_path, args, says):
     secret_env = {} if says == "JWT_SECRET is not set" else {"JWT_SECRET": jwt_secret}
