@@ -30,6 +30,14 @@ def error_body(message: str, errors: dict | None = None) -> dict:
     return body
 
 
+def _string_keys(errors):
+    """marshmallow keys list items' errors by index (0, 1, …) next to "_schema":
+    JSON object keys are strings, and mixed keys can't even be sorted."""
+    if isinstance(errors, dict):
+        return {str(key): _string_keys(value) for key, value in errors.items()}
+    return errors
+
+
 def _field_errors(data: dict) -> dict | None:
     """webargs nests errors under the location they came from ({"json": {...}});
     clients care about the fields, so lift them out of the location level."""
@@ -43,7 +51,7 @@ def _field_errors(data: dict) -> dict | None:
         else:
             # A whole-body problem ("Invalid JSON body.") belongs to the location itself.
             fields[location] = errors
-    return fields
+    return _string_keys(fields)
 
 
 # Shorter than werkzeug's stock descriptions, which are written for browsers.

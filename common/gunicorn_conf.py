@@ -14,6 +14,13 @@ timeout = 30
 # Recent Gunicorn opens a control socket at one fixed per-user path; three services on
 # one host would fight over it (and in a container with HOME=/nonexistent it fails).
 control_socket_disable = True
+# The gateway bounds request lines and headers (HAProxy's buffer, Kong's nginx) and
+# answers oversized ones in JSON. Gunicorn's own, lower limits would answer with an
+# HTML page instead, so they are lifted here: only the gateway reaches this port.
+limit_request_line = 0
+limit_request_field_size = 0
+limit_request_fields = 32768
+
 # No access log from Gunicorn: each service writes its own JSON line per request
 # (common/access.py), with the request id and without the query string.
 accesslog = None

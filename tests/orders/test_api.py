@@ -144,3 +144,12 @@ def test_the_answer_is_the_order_as_created_even_if_settled_since(client, make_p
     assert response.status_code == 201
     assert response.get_json()["status"] == "PENDING"
     assert response.get_json()["created_at"]
+
+
+def test_errors_in_list_items_are_keyed_by_position(client):
+    # marshmallow keys item errors by int index beside "_schema": all must reach JSON.
+    body = {"items": [{"product_id": 1, "quantity": 1}, 0, {"product_id": 1, "quantity": 2}]}
+    response = client.post("/orders", json=body, headers=ANN)
+    assert response.status_code == 422
+    errors = response.get_json()["errors"]["items"]
+    assert "1" in errors and "_schema" in errors
