@@ -4,7 +4,9 @@ import time
 import uuid
 from contextlib import contextmanager, nullcontext
 
+import requests
 from flask_migrate import upgrade
+from requests.adapters import HTTPAdapter
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -86,3 +88,21 @@ def running(loop, app=None):
 
 def queue_depth(connection, queue) -> int:
     return queue(connection.default_channel).queue_declare(passive=True).message_count
+
+
+class _SourceAddressAdapter(HTTPAdapter):
+    def __init__(self, address: str):
+        self.address = address
+        super().__init__()
+
+    def init_poolmanager(self, *args, **kwargs):
+        kwargs["source_address"] = (self.address, 0)
+        super().init_poolmanager(*args, **kwargs)
+
+
+def client_from(address: str) -> requests.Session:
+    """A session whose connections come from `address`: every 127.x.y.z is this
+    host, so a test can be a client of its own to per-address limits."""
+    session = requests.Session()
+    session.mount("http://", _SourceAddressAdapter(address))
+    return session

@@ -5,7 +5,7 @@ import logging
 import pytest
 from flask_smorest import Blueprint
 
-from common import context, metrics, queues
+from common import context, queues
 from common.app import build_app
 from common.daemon import readiness
 from common.db import make_db

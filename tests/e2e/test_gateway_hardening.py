@@ -17,9 +17,9 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
-from requests.adapters import HTTPAdapter
 
 from tests.e2e.conftest import GATEWAY_URL, PASSWORD
+from tests.support import client_from
 
 pytestmark = pytest.mark.e2e
 
@@ -135,25 +135,6 @@ def test_each_services_openapi_document_is_public(gateway, service):
 
 
 # -- the login rate limit (last: see the module's docstring) --------------------------
-
-
-class SourceAddressAdapter(HTTPAdapter):
-    """Connects from the given local address."""
-
-    def __init__(self, address: str):
-        self.address = address
-        super().__init__()
-
-    def init_poolmanager(self, *args, **kwargs):
-        kwargs["source_address"] = (self.address, 0)
-        super().init_poolmanager(*args, **kwargs)
-
-
-def client_from(address: str) -> requests.Session:
-    """A session whose connections come from `address` (every 127.x.y.z is this host)."""
-    session = requests.Session()
-    session.mount("http://", SourceAddressAdapter(address))
-    return session
 
 
 def loopback_addresses(count: int) -> list[str]:

@@ -14,10 +14,10 @@ import uuid
 
 import pytest
 import requests
-from requests.adapters import HTTPAdapter
 
 from tests.gateway.conftest import ISSUER, free_port, running_haproxy
 from tests.gateway.test_haproxy_contract import PROTECTED, PUBLIC, TIMEOUT, assert_json_error, call, upstream_headers
+from tests.support import client_from
 
 pytestmark = pytest.mark.integration
 
@@ -36,24 +36,6 @@ TOO_LARGE = {"message": "Request size limit exceeded"}
 RATE_LIMITED = {"message": "API rate limit exceeded"}
 LIMIT = 60  # kong.yml's rate-limiting on users-token
 SOURCES = (f"127.0.{third}.{fourth}" for third, fourth in itertools.product(range(1, 255), range(2, 255)))
-
-
-class SourceAddressAdapter(HTTPAdapter):
-    """Connects from the given local address."""
-
-    def __init__(self, address: str):
-        self.address = address
-        super().__init__()
-
-    def init_poolmanager(self, *args, **kwargs):
-        kwargs["source_address"] = (self.address, 0)
-        super().init_poolmanager(*args, **kwargs)
-
-
-def client_from(address: str) -> requests.Session:
-    session = requests.Session()
-    session.mount("http://", SourceAddressAdapter(address))
-    return session
 
 
 @pytest.fixture
