@@ -1,4 +1,4 @@
-"""Checks on the code itself: no SQL built from strings, and bandit finds nothing."""
+"""Checks on the code itself: no SQL built from strings; bandit and pyflakes find nothing."""
 import ast
 import subprocess
 import sys
@@ -49,6 +49,14 @@ def test_bandit_finds_nothing_of_medium_severity_or_worse():
         [sys.executable, "-m", "bandit", "-q", "-r", *PACKAGES, "--severity-level", "medium",
          "--exclude", ",".join(f"./{p}/migrations" for p in PACKAGES)],
         cwd=ROOT, capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_pyflakes_finds_nothing():
+    # Unused imports and names, undefined names, shadowing: mistakes, in code or tests.
+    result = subprocess.run(
+        [sys.executable, "-m", "pyflakes", *PACKAGES, "tests", "scripts"], cwd=ROOT, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout + result.stderr
 

@@ -184,7 +184,7 @@ def test_hostile_query_parameters_are_422(gateway, attack, param):
 
 @pytest.mark.parametrize(
     "path",
-    ["/products/1%20OR%201=1", "/products/..%2F..%2Fetc%2Fpasswd", "/products/%2E%2E/users/me", "/orders/1;DROP",
+    ["/products/1%20OR%201=1", "/products/..%2F..%2Fetc%2Fpasswd", "/orders/1;DROP",
      f"/products/{2**64}", "/products/-1", "/products/1.0"],
 )
 def test_hostile_paths_are_404(gateway, session_user, path):
