@@ -1,9 +1,10 @@
 """The skeleton every service app is built on.
 
 `build_app` does what the three factories would otherwise each repeat: config,
-database, migrations, the OpenAPI-documenting Api, the error envelope, JSON-only
-request bodies and a liveness route. The service's own create_app() supplies its
-config keys, its database object and its blueprints.
+JSON logs, database, migrations, the OpenAPI-documenting Api, the error envelope,
+JSON-only request bodies, request ids and metrics, and the operators' routes
+(/healthz, /readyz, /metrics). The service's own create_app() supplies its config
+keys, its database object and its blueprints.
 """
 import json
 import os
@@ -13,13 +14,14 @@ from flask import Flask, request
 from flask_migrate import Migrate
 from flask_smorest import Api
 from flask_sqlalchemy import SQLAlchemy
-from werkzeug.exceptions import UnsupportedMediaType
 from webargs.flaskparser import FlaskParser
+from werkzeug.exceptions import UnsupportedMediaType
 from werkzeug.routing import IntegerConverter
 
 from common import access, errors, logs
 from common.fields import MAX_ID
 from common.ops import ops
+
 
 class IdConverter(IntegerConverter):
     """`<id:name>`: a positive BIGINT. Anything else is simply no route (404),
