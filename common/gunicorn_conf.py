@@ -2,11 +2,20 @@
 import os
 import tempfile
 
+from gunicorn import glogging
+
 bind = os.environ.get("BIND", "127.0.0.1:8000")
-workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-# Threads let a worker keep serving while one request waits on the database or a peer.
+# Processes and threads per service; WEB_CONCURRENCY and WEB_THREADS override them.
+# Measured on 2 cores with scripts/bench (docs/benchmarks.md): products serves catalog
+# reads, all CPU, and only processes use more than one core (the GIL): 4 processes of
+# 2 threads served GET /products/{id} ~50% faster than 2 of 4. orders mostly waits (on
+# products, on its commit): 2 processes of 4 threads placed ~40% more orders under the
+# mixed load than 4 of 2. users waits on Argon2, which runs outside the GIL.
+_PER_SERVICE = {"products": (4, 2), "orders": (2, 4), "users": (2, 4)}
+_workers, _threads = _PER_SERVICE.get(os.environ.get("SERVICE", ""), (2, 4))
+workers = int(os.environ.get("WEB_CONCURRENCY") or _workers)
 worker_class = "gthread"
-threads = int(os.environ.get("WEB_THREADS", "4"))
+threads = int(os.environ.get("WEB_THREADS") or _threads)
 # The gateway keeps connections open to us; don't cut them sooner than it expects.
 keepalive = 30
 graceful_timeout = 20
@@ -40,6 +49,18 @@ logconfig_dict = {
         "gunicorn.access": {"handlers": [], "level": "CRITICAL", "propagate": False},
     },
 }
+
+
+class _ServiceLogger(glogging.Logger):
+    """Gunicorn's logger with its access log really off. A logconfig_dict alone makes
+    Gunicorn build every access line (a dict of ~20 atoms) and hand it to a logger
+    that drops it: wasted work on every request, since common/access.py logs them."""
+
+    def _compute_access_log_enabled(self):
+        return False
+
+
+logger_class = _ServiceLogger
 
 # Prometheus counts from every worker process, summed on scrape (common/metrics.py).
 # A fresh private directory per start, so no counts from an earlier run linger.
