@@ -1,26 +1,27 @@
-"""Load benchmark of the running stack (run it as scripts/bench).
+"""Load benchmark of the running stack (run it as scripts/bench; docs/benchmarks.md).
 
 What one run does, in order:
 
 1. set-up: registers a few bench users and logs them in (each /token call from
    its own loopback address, so the gateway's per-address rate limit is not hit),
-   and creates its own products with huge stock (plus, with --scarce, one with
-   little stock);
-2. gateway: many concurrent users drive a mix of GET /products/{id}, GET /products
-   and POST /orders through port 8000, with wrk and scripts/bench.lua, one wrk
-   process per kind of request so each has its own latency histogram;
-3. direct: the same requests, the same users, straight to the services (orders
-   with X-User-Id instead of a token), which prices the gateway;
-4. settlement: reads every order the two phases placed from the orders API and
-   reports created_at → settled_at (PENDING → CONFIRMED/REJECTED);
+   creates its own products with huge stock (plus, with --scarce, one with little
+   stock), and VACUUMs the services' databases (the host may run without autovacuum);
+2. mixed load: many concurrent users drive GET /products/{id}, GET /products and
+   POST /orders through the gateway on :8000, with wrk and scripts/bench.lua, one
+   wrk process per kind of request so each has its own latency histogram;
+3. gateway cost: each kind of request alone, alternately through the gateway and
+   straight to its service (orders with X-User-Id instead of a token), compared by
+   req/s and by the CPU the whole system spent per request;
+4. settlement: reads every order the mixed load placed back from the orders API
+   and reports created_at → settled_at (PENDING → CONFIRMED/REJECTED);
 5. broker: stops products-worker, places orders for a few seconds, starts it
    again and times how fast that one worker works through the backlog
-   (products-worker is always restarted, even on failure or Ctrl-C).
+   (products-worker is always started again, even on failure or Ctrl-C).
 
 Each user is a closed loop (send, wait for the answer, send again), so the rates
 are the system's capacity at that concurrency, and the latencies are service
-times at that concurrency (no coordinated-omission correction). The mix sets how
-many users do which kind of request; the achieved request mix is reported.
+times at that concurrency (no coordinated-omission correction); --rate paces the
+requests instead. The mix sets how many users do which kind of request.
 
 wrk and this driver run on the same machine as the system: the report shows the
 CPU each part took, the load generator included.
