@@ -10,6 +10,7 @@ import json
 import os
 
 import flask_smorest
+import marshmallow as ma
 from flask import Flask, request
 from flask_migrate import Migrate
 from flask_smorest import Api
@@ -32,12 +33,17 @@ class IdConverter(IntegerConverter):
 
 
 class JSONParser(FlaskParser):
-    """webargs' parser, turning every unreadable body into the 400 for bad JSON.
+    """webargs' parser, strict about query strings, and turning every unreadable
+    body into the 400 for bad JSON.
 
     json.loads raises more than JSONDecodeError: RecursionError for nesting deeper
     than Python's stack ([[[[…]]]] fits easily in 1 MB) and ValueError for integers
     longer than Python's 4300-digit limit. Unhandled, both would be 500s.
     """
+
+    # Unknown query parameters are refused like unknown body fields (webargs would
+    # drop them silently): a misspelt ?per_pag=5 is an error, not a default page.
+    DEFAULT_UNKNOWN_BY_LOCATION = {**FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION, "query": ma.RAISE, "querystring": ma.RAISE}
 
     def _raw_load_json(self, req):
         try:

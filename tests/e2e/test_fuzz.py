@@ -14,7 +14,6 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
-    negative_data_rejection,
     response_schema_conformance,
     status_code_conformance,
 )
@@ -25,12 +24,15 @@ from tests.support import client_from
 pytestmark = pytest.mark.e2e
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "25"))
+# Not negative_data_rejection: it mutates the Authorization header among others,
+# and the token every call carries (headers=) undoes that mutation, so it reports
+# "invalid request accepted" for requests that were valid as sent. The
+# hostile-client suite covers rejection of invalid input, case by case.
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
     content_type_conformance,
     response_schema_conformance,
-    negative_data_rejection,
 ]
 FUZZ = settings(
     max_examples=EXAMPLES,

@@ -79,3 +79,9 @@ def test_names_keep_their_unicode(client):
     response = client.post("/products", json={"name": f"  {name} ", "price": 1, "quantity": 1}, headers=AUTH)
     assert response.status_code == 201
     assert response.get_json()["name"] == name
+
+
+def test_unknown_query_parameters_are_422(client):
+    response = client.get("/products?per_pag=5")
+    assert response.status_code == 422
+    assert "per_pag" in response.get_json()["errors"]
