@@ -2,6 +2,8 @@
 import logging
 from datetime import datetime, timezone
 
+from sqlalchemy.orm import noload
+
 from common import queues
 from common.idempotency import claim
 from common.worker import InvalidEvent
@@ -19,7 +21,11 @@ def settle(event: dict) -> None:
         log.info("order %s: event %s already handled", event["order_id"], event["event_id"])
         return
     order = db.session.scalars(
-        db.select(Order).filter_by(id=event["order_id"]).with_for_update().execution_options(populate_existing=True)
+        db.select(Order)
+        .filter_by(id=event["order_id"])
+        .options(noload(Order.items))  # settling needs the status, not the lines (~20% of the worker's CPU)
+        .with_for_update()
+        .execution_options(populate_existing=True)
     ).one_or_none()
     if order is None:
         raise InvalidEvent(f"no order {event['order_id']}")
