@@ -23,9 +23,9 @@ from kombu.exceptions import KombuError
 from kombu.mixins import ConsumerMixin
 from prometheus_client.core import GaugeMetricFamily
 
+from common import context, metrics, queues
 from common.daemon import GracefulLoop, backoff
 from common.db import DATABASE_UNAVAILABLE
-from common import context, metrics, queues
 
 log = logging.getLogger(__name__)
 
@@ -169,11 +169,22 @@ def _event_id(body) -> str:
 
 
 def worker_for(app, queue: Queue, handle: Callable[[dict], None], heartbeat_path: str | None = None) -> EventWorker:
-    """A service's worker: its app's broker, database outages waited out."""
+    """A service's worker: its app's broker, database outages waited out, and a
+    fresh database session per message."""
+    db = app.extensions["sqlalchemy"]
+
+    def handle_in_own_session(event: dict) -> None:
+        try:
+            handle(event)
+        finally:
+            # A failure can't leave a broken transaction behind for the next message,
+            # and the connection goes back to the pool.
+            db.session.remove()
+
     return EventWorker(
         app.config["AMQP_URL"],
         queue,
-        handle,
+        handle_in_own_session,
         transient=DATABASE_UNAVAILABLE,
         prefetch=app.config["WORKER_PREFETCH"],
         heartbeat_path=heartbeat_path,

@@ -9,15 +9,10 @@ from common.daemon import run_process
 from common.events import inventory_result_schema
 from common.worker import load_event, serve_worker
 from orders import create_app, settlement
-from orders.models import db
 
 
 def handle_inventory_result(body: dict) -> None:
-    event = load_event(inventory_result_schema, body)
-    try:
-        settlement.settle(event)
-    finally:
-        db.session.remove()  # one session per message
+    settlement.settle(load_event(inventory_result_schema, body))
 
 
 def serve(heartbeat_path: str) -> None:

@@ -24,17 +24,12 @@ def handle_order_created(body: dict) -> None:
     lines: dict[int, int] = {}
     for line in event["items"]:
         lines[line["product_id"]] = lines.get(line["product_id"], 0) + line["quantity"]
-    try:
-        if not claim(db.session, ProcessedEvent, str(event["event_id"])):
-            log.info("order %s: event %s already handled", event["order_id"], event["event_id"])
-            return
-        shortages = inventory.reserve(lines)
-        outbox.enqueue(db.session, OutboxMessage, inventory.outcome_event(event["order_id"], shortages))
-        db.session.commit()
-    finally:
-        # One session per message: a failure can't leave a broken transaction behind
-        # for the next one, and the connection goes back to the pool.
-        db.session.remove()
+    if not claim(db.session, ProcessedEvent, str(event["event_id"])):
+        log.info("order %s: event %s already handled", event["order_id"], event["event_id"])
+        return
+    shortages = inventory.reserve(lines)
+    outbox.enqueue(db.session, OutboxMessage, inventory.outcome_event(event["order_id"], shortages))
+    db.session.commit()
     if shortages:
         log.info("order %s rejected: %s", event["order_id"], "; ".join(map(str, shortages)))
     else:

@@ -77,12 +77,14 @@ def gateway_url() -> str:
 
 
 def processes(secrets_env: dict) -> list[Proc]:
+    """Every process of the stack. `secrets_env` matters only for starting them
+    (stop, status and logs pass {})."""
     common = {
         "AMQP_URL": os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//"),
         "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO"),
     }
     service_env = {
-        "users": {"JWT_SECRET": secrets_env["JWT_SECRET"]},
+        "users": {"JWT_SECRET": secrets_env.get("JWT_SECRET", "")},
         "products": {},
         "orders": {"PRODUCTS_URL": f"http://127.0.0.1:{SERVICES['products']}"},
     }
@@ -297,7 +299,7 @@ def up(_args) -> int:
 
 
 def down(_args) -> int:
-    for proc in reversed(processes({"JWT_SECRET": ""})):
+    for proc in reversed(processes({})):
         if stop(proc):
             print(f"stopped {proc.name}")
     return 0
@@ -319,7 +321,7 @@ def start_some(args) -> int:
 
 def stop_some(args) -> int:
     """Stop single processes: SIGTERM, or SIGKILL with --kill to simulate a crash."""
-    for proc in selected(args.names, {"JWT_SECRET": ""}):
+    for proc in selected(args.names, {}):
         if stop(proc, signal.SIGKILL if args.kill else signal.SIGTERM):
             print(f"{'killed' if args.kill else 'stopped'} {proc.name}")
     return 0
@@ -329,7 +331,7 @@ def status(_args) -> int:
     """One screen: processes, queues, outboxes."""
     all_ok = True
     print(f"{'process':<16} {'pid':>7}  {'state':<8} health")
-    for proc in processes({"JWT_SECRET": ""}):
+    for proc in processes({}):
         pid = running_pid(proc)
         problem = health(proc) if pid else "stopped"
         all_ok &= problem is None
@@ -377,7 +379,7 @@ def print_outboxes() -> None:
 
 
 def logs(args) -> int:
-    names = args.names or [proc.name for proc in processes({"JWT_SECRET": ""})]
+    names = args.names or [proc.name for proc in processes({})]
     files = [LOGS / f"{name}.log" for name in names if (LOGS / f"{name}.log").exists()]
     if not files:
         print("no logs yet: run scripts/stack up")
