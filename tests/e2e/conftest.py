@@ -23,9 +23,18 @@ PASSWORD = "a-strong-password-123"
 PROTECTED = [("GET", "/users/me"), ("POST", "/products"), ("GET", "/orders"), ("POST", "/orders"), ("GET", "/orders/1")]
 
 
+# What answers on port 8000. Tests whose outcome depends on the gateway's own
+# behaviour (its error bodies, request ids, Admin API) assert what that one does.
+HAPROXY = "haproxy"  # the native stack's: HAProxy with a config generated from kong.yml
+KONG = "kong"  # real Kong, under docker compose
+KONG_STANDIN = "kong-standin"  # the container rig's kong:3.9.3 stand-in: HAProxy from the same generator
+STANDIN_LABEL = "io.container-rig.standin"
+
+
 class NativeStack:
     """The processes scripts/stack started (logs under var/log), and the host's RabbitMQ."""
 
+    gateway = HAPROXY
     amqp_url = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
 
     def _stack(self, *args):
@@ -90,6 +99,11 @@ class DockerStack:
         if unhealthy:
             pytest.fail(f"containers not healthy: {', '.join(unhealthy)}")
 
+    @property
+    def gateway(self) -> str:
+        image = self._containers()["kong"].image
+        return KONG_STANDIN if image.labels.get(STANDIN_LABEL) == "kong" else KONG
+
     def _containers(self) -> dict:
         found = self.client.containers.list(all=True, filters={"label": "com.docker.compose.project=shop"})
         return {c.labels["com.docker.compose.service"]: c for c in found}
@@ -142,6 +156,19 @@ class DockerStack:
 @pytest.fixture(scope="session")
 def stack():
     return DockerStack() if os.environ.get("SHOP_STACK") == "docker" else NativeStack()
+
+
+@pytest.fixture(scope="session")
+def gateway_kind(stack) -> str:
+    """HAPROXY, KONG or KONG_STANDIN: which gateway the tests talk to."""
+    return stack.gateway
+
+
+@pytest.fixture(scope="session")
+def real_kong(gateway_kind):
+    """For tests only real Kong can answer (its Admin API, say): skips, saying so, elsewhere."""
+    if gateway_kind != KONG:
+        pytest.skip(f"only real Kong can answer this; the gateway here is {gateway_kind}")
 
 
 @pytest.hookimpl(hookwrapper=True)
