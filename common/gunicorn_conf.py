@@ -4,6 +4,8 @@ import tempfile
 
 from gunicorn import glogging
 
+# SERVICE names the app (users, products or orders): one image, one config, any service.
+wsgi_app = f"{os.environ['SERVICE']}:create_app()"
 bind = os.environ.get("BIND", "127.0.0.1:8000")
 # Processes and threads per service; WEB_CONCURRENCY and WEB_THREADS override them.
 # Measured on 2 cores with scripts/bench (docs/benchmarks.md): products serves catalog
@@ -12,7 +14,7 @@ bind = os.environ.get("BIND", "127.0.0.1:8000")
 # products, on its commit): 2 processes of 4 threads placed ~40% more orders under the
 # mixed load than 4 of 2. users waits on Argon2, which runs outside the GIL.
 _PER_SERVICE = {"products": (4, 2), "orders": (2, 4), "users": (2, 4)}
-_workers, _threads = _PER_SERVICE.get(os.environ.get("SERVICE", ""), (2, 4))
+_workers, _threads = _PER_SERVICE.get(os.environ["SERVICE"], (2, 4))
 workers = int(os.environ.get("WEB_CONCURRENCY") or _workers)
 worker_class = "gthread"
 threads = int(os.environ.get("WEB_THREADS") or _threads)
@@ -38,7 +40,7 @@ errorlog = "-"
 logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"json": {"()": "common.logs.JsonFormatter", "service": os.environ.get("SERVICE", "gunicorn")}},
+    "formatters": {"json": {"()": "common.logs.JsonFormatter", "service": os.environ["SERVICE"]}},
     "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stdout"}},
     # Gunicorn merges this over its defaults key by key, so root must be named here;
     # it gets its handler from the app (common.logs.configure), not twice.

@@ -23,10 +23,11 @@ import urllib.request
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
 
 import envfile  # scripts/ is on sys.path: this file runs as a script
 from common.daemon import readiness
+from common import provision
+from common.provision import database_url
 
 ROOT = Path(__file__).resolve().parent.parent
 VAR = ROOT / "var"
@@ -61,12 +62,6 @@ class Proc:
 # -- configuration -----------------------------------------------------------------
 
 
-def database_url(service: str) -> str:
-    return os.environ.get(
-        f"{service.upper()}_DATABASE_URL", f"postgresql+psycopg2://{service}@127.0.0.1:5432/{service}"
-    )
-
-
 def gateway_bind() -> str:
     return os.environ.get("GATEWAY_BIND", "127.0.0.1:8000")
 
@@ -91,7 +86,7 @@ def processes(secrets_env: dict) -> list[Proc]:
     procs = [
         Proc(
             name,
-            [str(BIN / "gunicorn"), "-c", "python:common.gunicorn_conf", f"{name}:create_app()"],
+            [str(BIN / "gunicorn"), "-c", "python:common.gunicorn_conf"],
             {**common, **service_env[name], "SERVICE": name, "DATABASE_URL": database_url(name),
              "BIND": f"127.0.0.1:{port}"},
             health_url=f"http://127.0.0.1:{port}/readyz",
@@ -121,29 +116,16 @@ def processes(secrets_env: dict) -> list[Proc]:
 
 
 def provision_databases() -> None:
-    """Create each service's login role and database if missing (a role per service:
-    none can read another's tables)."""
-    import psycopg2  # imported here: the other commands don't need a database driver
-
-    admin_url = os.environ.get("PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-    connection = psycopg2.connect(admin_url)
-    connection.autocommit = True
+    """A login role and a database per service (common/provision.py)."""
     try:
-        with connection.cursor() as cursor:
-            for service in SERVICES:
-                url = urlsplit(database_url(service))
-                role, dbname = unquote(url.username or service), url.path.lstrip("/") or service
-                cursor.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,))
-                if cursor.fetchone() is None:
-                    cursor.execute(f'CREATE ROLE "{role}" LOGIN')
-                if url.password:
-                    cursor.execute(f'ALTER ROLE "{role}" PASSWORD %s', (unquote(url.password),))
-                cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,))
-                if cursor.fetchone() is None:
-                    cursor.execute(f'CREATE DATABASE "{dbname}" OWNER "{role}"')
-                    print(f"created database {dbname} (owner {role})")
-    finally:
-        connection.close()
+        created = provision.provision(
+            os.environ.get("PG_ADMIN_URL", provision.DEFAULT_ADMIN_URL),
+            {service: database_url(service) for service in SERVICES},
+        )
+    except provision.psycopg2.Error as exc:
+        sys.exit(f"provisioning the databases failed (is PostgreSQL up? PG_ADMIN_URL?): {str(exc).strip()}")
+    for database in created:
+        print(f"created database {database}")
 
 
 def migrate(secrets_env: dict) -> None:

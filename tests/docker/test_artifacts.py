@@ -25,9 +25,8 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 KONG_YML = ROOT / "kong.yml"
 ENTRYPOINT = ROOT / "scripts" / "docker-entrypoint.sh"
-POSTGRES_INIT = ROOT / "scripts" / "postgres-init" / "01-databases.sh"
 SERVICES = ("users", "products", "orders")
-DOCKERFILES = {name: ROOT / name / "Dockerfile" for name in SERVICES}
+DOCKERFILE = ROOT / "Dockerfile"
 
 # Unmistakable, so a test can tell it went where it should.
 DUMMY_SECRET = "dummy-secret-for-offline-checks-0123456789"
@@ -35,10 +34,10 @@ DUMMY_SECRET = "dummy-secret-for-offline-checks-0123456789"
 # The only ports the host may see: (service, host_ip, published, target).
 EXPECTED_PUBLISHED = {
     ("kong", "", "8000", 8000),
-    ("kong", "127.0.0.1", "8001", 8001),
+    ("kong", "127.0.0.1", "8100", 8100),  # Kong's read-only status API
     ("rabbitmq", "127.0.0.1", "15672", 15672),
 }
-ONE_SHOT = {"kong-config"}
+ONE_SHOT = {"kong-config", "postgres-setup"}
 
 
 def _run(cmd, **kwargs):
@@ -159,7 +158,7 @@ def test_app_services_sit_on_the_internal_network_only(compose_config):
     services = compose_config["services"]
     internal = {name for name, net in networks.items() if net.get("internal")}
     assert internal, "no internal network"
-    for name in ("postgres", *SERVICES, "products-worker"):
+    for name in ("postgres", "postgres-setup", *SERVICES, "products-worker"):
         attached = set(services[name].get("networks") or {})
         assert attached and attached <= internal, (name, attached)
 
@@ -223,6 +222,49 @@ def test_jwt_secret_reaches_exactly_the_issuer_and_the_renderer(compose_config):
     assert holders == {"users", "kong-config"}
 
 
+def test_each_image_is_built_by_exactly_one_service(compose_config):
+    # Two services building one tag are built twice, concurrently under bake
+    # (Compose >= 2.37), and the second export can fail: "image ... already exists".
+    builders: dict[str, list[str]] = {}
+    for name, service in compose_config["services"].items():
+        if "build" in service:
+            builders.setdefault(service["image"], []).append(name)
+    assert all(len(names) == 1 for names in builders.values()), builders
+    for name, service in compose_config["services"].items():
+        if "build" not in service and service["image"] in builders:
+            # Nowhere to pull it from: compose would try, print an error and, for
+            # `up --no-deps <name>`, fail.
+            assert service.get("pull_policy") == "never", name
+
+
+def test_no_host_file_is_mounted_into_a_container(compose_config):
+    # A bind mount brings the host's modes (a umask of 077 makes a file unreadable
+    # to the container's user) and line endings along; images and named volumes don't.
+    for name, service in compose_config["services"].items():
+        for mount in service.get("volumes", []):
+            assert mount["type"] == "volume", (name, mount)
+
+
+def test_the_kong_admin_api_is_on_kongs_own_loopback_only(compose_config):
+    env = compose_config["services"]["kong"]["environment"]
+    # One listener, on the container's loopback: no other container, no host port.
+    assert env["KONG_ADMIN_LISTEN"] == "127.0.0.1:8001"
+    assert env["KONG_ADMIN_GUI_LISTEN"] == "off"
+    assert env["KONG_STATUS_LISTEN"].endswith(":8100")
+
+
+def test_an_edited_kong_yml_restarts_kong(compose_config):
+    # kong.yml is built into kong-config's image, which is built on every `up`:
+    # an edit makes a new image, compose recreates kong-config, and restarts Kong
+    # (a restart: true dependency restarts only when its dependency is recreated).
+    renderer = compose_config["services"]["kong-config"]
+    assert renderer["pull_policy"] == "build"
+    assert renderer["build"]["target"] == "kong-config"
+    stage = DOCKERFILE.read_text().split("AS kong-config", 1)[1].split("\nFROM ", 1)[0]
+    assert re.search(r"^COPY kong\.yml ", stage, re.M)
+    assert compose_config["services"]["kong"]["depends_on"]["kong-config"]["restart"] is True
+
+
 def test_only_web_containers_migrate(compose_config):
     migrating = {name for name, service in compose_config["services"].items()
                  if (service.get("environment") or {}).get("MIGRATE") == "1"}
@@ -256,23 +298,49 @@ def test_deck_validates_the_rendered_kong_yml(deck_bin, tmp_path):
 # --- Dockerfiles and scripts --------------------------------------------------
 
 
-@pytest.mark.parametrize("service", SERVICES)
-def test_hadolint_finds_nothing(hadolint_bin, service):
-    proc = _run([hadolint_bin, "--no-color", str(DOCKERFILES[service])], cwd=ROOT)
+def test_hadolint_finds_nothing(hadolint_bin):
+    proc = _run([hadolint_bin, "--no-color", str(DOCKERFILE)], cwd=ROOT)
     assert proc.returncode == 0, _explain(proc)
     assert proc.stdout.strip() == "", _explain(proc)
 
 
-@pytest.mark.parametrize("service", SERVICES)
-def test_dockerfile_pins_python_and_runs_unprivileged(service):
-    text = DOCKERFILES[service].read_text()
-    assert re.search(r"^FROM python:3\.11\.\d+-slim-\w+\s*$", text, re.M), (
-        "base image not pinned to a patch release")
-    users = re.findall(r"^USER\s+(\S+)", text, re.M)
-    assert users and users[-1].split(":")[0] not in {"root", "0"}
-    assert re.search(r"^EXPOSE 8000\s*$", text, re.M)
-    assert f'"{service}:create_app()"' in text
-    assert re.search(r"^ENV SERVICE={}\s*$".format(service), text, re.M)
+def _stages() -> dict[str, str]:
+    """The Dockerfile's stages by name: {"base": "FROM ...", ...}."""
+    parts = re.split(r"^(?=FROM )", DOCKERFILE.read_text(), flags=re.M)[1:]
+    return {re.match(r"FROM \S+ AS (\S+)", part)[1]: part for part in parts}
+
+
+def test_dockerfile_pins_python_and_every_image_runs_unprivileged():
+    stages = _stages()
+    assert re.match(r"FROM python:3\.11\.\d+-slim-\w+ AS base\s", stages["base"]), "base not pinned to a patch release"
+    for name in ("kong-config", "service"):
+        users = re.findall(r"^USER\s+(\S+)", stages[name], re.M)
+        assert users and users[-1].split(":")[0] not in {"root", "0"}, name
+
+
+def test_the_service_image_serves_the_service_it_was_built_for(compose_config):
+    stage = _stages()["service"]
+    assert re.search(r"^ENV SERVICE=\$\{SERVICE\}", stage, re.M)
+    assert re.search(r"^EXPOSE 8000\s*$", stage, re.M)
+    for name in SERVICES:
+        build = compose_config["services"][name]["build"]
+        assert (build["target"], build["args"]["SERVICE"]) == ("service", name)
+
+
+def test_images_install_the_lock_file_with_hashes():
+    # The versions the tests ran with, not the newest inside setup.cfg's ranges.
+    assert re.search(r"pip install .*--require-hashes .*-r /tmp/requirements\.lock", _stages()["base"])
+
+
+def test_images_make_their_files_readable_whatever_the_hosts_modes():
+    assert re.search(r"^RUN chmod -R u=rwX,go=rX /app", _stages()["base"], re.M)
+
+
+def test_scripts_and_configs_check_out_with_lf_line_endings():
+    # A Windows checkout would otherwise give the entrypoint "#!/bin/sh\r".
+    for path in ("scripts/docker-entrypoint.sh", "scripts/stack", "kong.yml", "Dockerfile", "requirements.lock"):
+        proc = _run(["git", "check-attr", "eol", "--", path], cwd=ROOT)
+        assert proc.stdout.strip() == f"{path}: eol: lf", _explain(proc)
 
 
 def test_dockerignore_keeps_secrets_and_local_state_out():
@@ -282,11 +350,10 @@ def test_dockerignore_keeps_secrets_and_local_state_out():
         assert needed in patterns, needed
 
 
-@pytest.mark.parametrize("script", [ENTRYPOINT, POSTGRES_INIT], ids=lambda p: p.name)
-def test_shell_scripts_are_executable_posix_sh(script):
-    assert script.read_text().startswith("#!/bin/sh\n")
-    assert script.stat().st_mode & stat.S_IXUSR, f"{script} is not executable"
-    proc = _run(["sh", "-n", str(script)])
+def test_the_entrypoint_is_executable_posix_sh():
+    assert ENTRYPOINT.read_text().startswith("#!/bin/sh\n")
+    assert ENTRYPOINT.stat().st_mode & stat.S_IXUSR, f"{ENTRYPOINT} is not executable"
+    proc = _run(["sh", "-n", str(ENTRYPOINT)])
     assert proc.returncode == 0, _explain(proc)
 
 

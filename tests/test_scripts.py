@@ -1,0 +1,75 @@
+"""The two commands and their helpers work on hosts other than this one: each mode
+installs only what it needs, and the shell scripts avoid what old bash can't run."""
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHELL_SCRIPTS = [path for path in (ROOT / "scripts").iterdir() if path.read_text(errors="replace").startswith("#!/usr/bin/env bash")]
+
+
+@pytest.fixture
+def bare_path(tmp_path):
+    """A PATH with python3, the basic tools and a fake `docker` (which answers
+    `docker compose version`), but no haproxy, decK, wrk or apt-get: a Docker
+    user's macOS or Fedora, as far as the scripts can tell."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("bash", "sh", "cat", "id", "dirname", "awk", "mkdir", "tail", "env"):
+        found = shutil.which(tool)
+        assert found, tool
+        (bin_dir / tool).symlink_to(found)
+    # The interpreter itself, not a version manager's shim that needs its own PATH.
+    (bin_dir / "python3").symlink_to(os.path.realpath(sys.executable))
+    docker = bin_dir / "docker"
+    docker.write_text('#!/bin/sh\n[ "$1 $2" = "compose version" ] && echo "Docker Compose version v2.40.3"\n')
+    docker.chmod(0o755)
+    return str(bin_dir)
+
+
+def run(*argv, path):
+    return subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PATH": path})
+
+
+def test_docker_mode_needs_no_native_tools(bare_path):
+    # .venv is current (scripts/test made it), so this only checks the host tools.
+    result = run("scripts/bootstrap", "docker", path=bare_path)
+
+    assert result.returncode == 0, result.stderr
+    assert "installing" not in result.stdout + result.stderr
+
+
+def test_native_mode_says_what_to_install_where_there_is_no_apt(bare_path):
+    result = run("scripts/bootstrap", "native", path=bare_path)
+
+    assert result.returncode == 1
+    assert "haproxy" in result.stderr and "package manager" in result.stderr
+
+
+def test_docker_mode_without_compose_says_so(bare_path):
+    (Path(bare_path) / "docker").unlink()
+
+    result = run("scripts/bootstrap", "docker", path=bare_path)
+
+    assert result.returncode == 1
+    assert "Docker with Compose v2" in result.stderr
+
+
+@pytest.mark.parametrize("script", SHELL_SCRIPTS, ids=lambda path: path.name)
+def test_bash_scripts_expand_no_arrays(script):
+    # bash 3.2 (macOS) aborts on "${empty[@]}" under `set -u`; "$@" is exempt.
+    code = [line for line in script.read_text().splitlines() if not line.lstrip().startswith("#")]
+    assert not [line for line in code if re.search(r"\$\{[A-Za-z_]+\[@\]", line)], f"{script.name} expands an array"
+
+
+def test_stack_without_a_command_prints_its_usage():
+    result = subprocess.run(["scripts/stack", "--native"], cwd=ROOT, capture_output=True, text=True, timeout=30)
+
+    assert result.returncode == 2
+    assert "usage: scripts/stack" in result.stderr
