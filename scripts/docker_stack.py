@@ -19,7 +19,7 @@ import envfile  # scripts/ is on sys.path: this file runs as a script
 
 # The gateway is Kong's service; scripts/stack names it as the native stack does.
 ALIASES = {"gateway": "kong"}
-ONE_SHOT = {"kong-config"}  # renders kong.yml and exits
+ONE_SHOT = {"kong-config", "postgres-setup"}  # do their job at `up`, then exit 0
 # How long `up` waits for every container to be healthy once started. The stack
 # comes up in well under a minute; a container stuck restarting must not hang `up`.
 WAIT_TIMEOUT = int(os.environ.get("SHOP_UP_TIMEOUT", "180"))

@@ -81,6 +81,10 @@ class NativeStack:
         return "\n".join(chunks)
 
 
+# Containers that do their job at `up` and exit: they have no health.
+ONE_SHOT = {"kong-config", "postgres-setup"}
+
+
 class DockerStack:
     """The compose project's containers, through the Docker SDK; RabbitMQ through
     its management API (the only broker port compose publishes)."""
@@ -95,7 +99,7 @@ class DockerStack:
         containers = self._containers()
         if not containers:
             pytest.fail("no containers of compose project 'shop': run scripts/stack up --docker")
-        unhealthy = [name for name, c in containers.items() if name != "kong-config" and not self._healthy(c)]
+        unhealthy = [name for name, c in containers.items() if name not in ONE_SHOT and not self._healthy(c)]
         if unhealthy:
             pytest.fail(f"containers not healthy: {', '.join(unhealthy)}")
 
@@ -121,6 +125,17 @@ class DockerStack:
         container = self._containers()[name]
         container.start()
         eventually(lambda: self._healthy(container), deadline=90, interval=1)
+
+    def exec(self, name, argv) -> str:
+        """Run a command in a running container; its output, stripped (it must succeed)."""
+        code, output = self._containers()[name].exec_run(argv)
+        assert code == 0, output.decode(errors="replace")
+        return output.decode(errors="replace").strip()
+
+    def started_at(self, name) -> str:
+        container = self._containers()[name]
+        container.reload()
+        return container.attrs["State"]["StartedAt"]
 
     def stop_broker(self):
         self.stop("rabbitmq")
