@@ -14,9 +14,9 @@ WORKDIR /app
 # Dependencies first: this layer is rebuilt only when the lock changes, not on every
 # code edit. The exact versions the tests ran with, hash-checked (scripts/lock).
 # psycopg2-binary ships its own libpq, so no apt packages are needed.
-COPY requirements.lock /tmp/requirements.lock
-RUN pip install --no-cache-dir --require-hashes --no-deps -r /tmp/requirements.lock \
-    && rm /tmp/requirements.lock
+COPY requirements/runtime.lock /tmp/runtime.lock
+RUN pip install --no-cache-dir --require-hashes --no-deps -r /tmp/runtime.lock \
+    && rm /tmp/runtime.lock
 
 RUN groupadd --system --gid 10001 app \
     && useradd --system --uid 10001 --gid app --home-dir /nonexistent --no-create-home --shell /usr/sbin/nologin app

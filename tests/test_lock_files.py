@@ -1,6 +1,6 @@
-"""The lock files pin what setup.cfg allows, and the two agree (scripts/lock writes them).
+"""The lock files pin what setup.cfg allows, and agree with each other (scripts/lock writes them).
 
-The images install requirements.lock and .venv installs requirements-test.lock,
+The images install requirements/runtime.lock and .venv installs requirements/test.lock,
 both with --require-hashes: so what runs in a container is what the tests ran.
 """
 import configparser
@@ -38,24 +38,29 @@ def assert_pinned_within_ranges(lock: str, wanted: list[Requirement]) -> None:
 
 
 def test_the_images_lock_pins_every_runtime_dependency_within_its_range():
-    assert_pinned_within_ranges("requirements.lock", requirements(("options", "install_requires")))
+    assert_pinned_within_ranges("requirements/runtime.lock", requirements(("options", "install_requires")))
 
 
 def test_the_venvs_lock_pins_the_test_tools_too():
     assert_pinned_within_ranges(
-        "requirements-test.lock",
+        "requirements/test.lock",
         requirements(("options", "install_requires"), ("options.extras_require", "test")),
     )
 
 
 def test_both_locks_pin_the_services_dependencies_alike():
-    runtime, test = pins("requirements.lock"), pins("requirements-test.lock")
-    assert runtime, "requirements.lock pins nothing"
+    runtime, test = pins("requirements/runtime.lock"), pins("requirements/test.lock")
+    assert runtime, "requirements/runtime.lock pins nothing"
     assert {name: test.get(name) for name in runtime} == runtime
 
 
+def test_checkovs_lock_pins_checkov():
+    # Its own venv (scripts/bootstrap): its pins clash with the project's.
+    assert "checkov" in pins("requirements/checkov.lock")
+
+
 def test_every_pin_carries_hashes():
-    for lock in ("requirements.lock", "requirements-test.lock"):
+    for lock in ("requirements/runtime.lock", "requirements/test.lock", "requirements/checkov.lock"):
         blocks = re.split(r"^(?=[A-Za-z0-9])", (ROOT / lock).read_text(), flags=re.M)
         for block in blocks:
             if PIN.match(block):

@@ -329,7 +329,7 @@ def test_the_service_image_serves_the_service_it_was_built_for(compose_config):
 
 def test_images_install_the_lock_file_with_hashes():
     # The versions the tests ran with, not the newest inside setup.cfg's ranges.
-    assert re.search(r"pip install .*--require-hashes .*-r /tmp/requirements\.lock", _stages()["base"])
+    assert re.search(r"pip install .*--require-hashes .*-r /tmp/runtime\.lock", _stages()["base"])
 
 
 def test_images_make_their_files_readable_whatever_the_hosts_modes():
@@ -338,7 +338,7 @@ def test_images_make_their_files_readable_whatever_the_hosts_modes():
 
 def test_scripts_and_configs_check_out_with_lf_line_endings():
     # A Windows checkout would otherwise give the entrypoint "#!/bin/sh\r".
-    for path in ("scripts/docker-entrypoint.sh", "scripts/stack", "kong.yml", "Dockerfile", "requirements.lock"):
+    for path in ("scripts/docker-entrypoint.sh", "scripts/stack", "kong.yml", "Dockerfile", "requirements/runtime.lock"):
         proc = _run(["git", "check-attr", "eol", "--", path], cwd=ROOT)
         assert proc.stdout.strip() == f"{path}: eol: lf", _explain(proc)
 
