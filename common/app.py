@@ -25,8 +25,13 @@ from common.ops import ops
 
 
 class IdConverter(IntegerConverter):
-    """`<id:name>`: a positive BIGINT. Anything else is simply no route (404),
-    so an id like 99999999999999999999 never reaches the database."""
+    """`<id:name>`: a positive BIGINT in ASCII digits. Anything else is simply no
+    route (404), so an id like 99999999999999999999 never reaches the database.
+
+    Werkzeug's own pattern, \\d+, is a Unicode class: /products/١٢ would be
+    product 12 (int() reads Arabic-Indic digits)."""
+
+    regex = r"[0-9]+"
 
     def __init__(self, map, **kwargs):
         super().__init__(map, min=1, max=MAX_ID, **kwargs)
