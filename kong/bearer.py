@@ -49,7 +49,7 @@ def bearer_contract() -> list[str]:
         ]
     for name in BEARER_CONTRACT_INTEGERS:
         present = is_(f"var(txn.bearer_claims) -m reg {literal(_member(name))}")
-        whole = rf"{_member(name)}{WS}*-?[0-9]{{1,{BEARER_CONTRACT_DIGITS}}}{WS}*[,}}]"
+        whole = rf"{_member(name)}{WS}*[0-9]{{1,{BEARER_CONTRACT_DIGITS}}}{WS}*[,}}]"
         lines.append(unauthorized(INVALID_CLAIMS, token, present, not_(f"var(txn.bearer_claims) -m reg {literal(whole)}")))
     return lines
 

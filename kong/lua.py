@@ -49,7 +49,7 @@ for _, part in ipairs({ header or "", claims or "" }) do
 end
 for _, name in ipairs({ "exp", "nbf" }) do
   local key = '"' .. name .. '"[ \t\r\n]*:'
-  local digits = claims:match(key .. "[ \t\r\n]*%-?([0-9]+)[ \t\r\n]*[,}]")
+  local digits = claims:match(key .. "[ \t\r\n]*([0-9]+)[ \t\r\n]*[,}]")
   if claims:find(key) and (digits == nil or #digits > 15) then
     return refuse("Bad token; invalid claims")
   end
@@ -59,7 +59,7 @@ kong.service.request.set_header("Authorization", "Bearer " .. token)
 # The members of a token's header and claims that the contract keeps unambiguous
 # (none twice): what the gateways read, whichever parses the JSON.
 BEARER_CONTRACT_MEMBERS = ("alg", "iss", "sub", "exp", "nbf")
-# The claims the contract holds to whole numbers of at most this many digits
+# The claims the contract holds to whole numbers, not negative, of at most this many digits
 # (claims_to_verify reads them; HAProxy reads integers, Kong any JSON number).
 BEARER_CONTRACT_INTEGERS = ("exp", "nbf")
 BEARER_CONTRACT_DIGITS = 15
