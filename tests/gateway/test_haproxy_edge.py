@@ -8,13 +8,11 @@ up go over bare sockets.
 """
 import json
 import socket
-import threading
-from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler
 
 import pytest
 
-from tests.gateway.conftest import EchoServer
+from tests.gateway.conftest import serving
 from tests.gateway.test_haproxy_contract import assert_json_error, call, upstream_headers
 from tests.rawhttp import address, exchange, read_response
 
@@ -213,25 +211,12 @@ class ArrivalHandler(BaseHTTPRequestHandler):
         pass
 
 
-@contextmanager
-def upstream(handler: type[BaseHTTPRequestHandler]):
-    server = EchoServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
-
-
 @pytest.fixture
 def watched_gateway(start_gateway, echo_upstreams):
     """(gateway URL, the paths in the order the users service saw their headers)."""
     arrivals: list[str] = []
     handler = type("Arrivals", (ArrivalHandler,), {"arrivals": arrivals})
-    with upstream(handler) as users:
+    with serving(handler, "arrivals") as users:
         yield start_gateway({**echo_upstreams, "users": users}), arrivals
 
 
@@ -281,7 +266,7 @@ class UnavailableHandler(ArrivalHandler):
 
 
 def test_a_services_own_503_is_passed_on_as_it_is(start_gateway, echo_upstreams):
-    with upstream(type("Unavailable", (UnavailableHandler,), {"arrivals": []})) as products:
+    with serving(type("Unavailable", (UnavailableHandler,), {"arrivals": []}), "unavailable") as products:
         gateway = start_gateway({**echo_upstreams, "products": products})
 
         response = call(gateway, "GET", "/products")
