@@ -2,7 +2,7 @@
 
 `build_app` does what the three factories would otherwise each repeat: config,
 JSON logs, database, migrations, the OpenAPI-documenting Api, the error envelope,
-JSON-only request bodies, request ids and metrics, and the operators' routes
+readable, JSON-only request bodies, request ids and metrics, and the operators' routes
 (/healthz, /readyz, /metrics). The service's own create_app() supplies its config
 keys, its database object and its blueprints.
 """
@@ -15,8 +15,9 @@ from flask import Flask, request
 from flask_migrate import Migrate
 from flask_smorest import Api
 from flask_sqlalchemy import SQLAlchemy
+from gunicorn.http.errors import NoMoreData, ParseException
 from webargs.flaskparser import FlaskParser
-from werkzeug.exceptions import UnsupportedMediaType
+from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 from werkzeug.routing import IntegerConverter
 
 from common import access, errors, logs
@@ -25,8 +26,13 @@ from common.ops import ops
 
 
 class IdConverter(IntegerConverter):
-    """`<id:name>`: a positive BIGINT. Anything else is simply no route (404),
-    so an id like 99999999999999999999 never reaches the database."""
+    """`<id:name>`: a positive BIGINT in ASCII digits. Anything else is simply no
+    route (404), so an id like 99999999999999999999 never reaches the database.
+
+    Werkzeug's own pattern, \\d+, is a Unicode class: /products/١٢ would be
+    product 12 (int() reads Arabic-Indic digits)."""
+
+    regex = r"[0-9]+"
 
     def __init__(self, map, **kwargs):
         super().__init__(map, min=1, max=MAX_ID, **kwargs)
@@ -78,6 +84,17 @@ class ServiceApi(Api):
     ERROR_SCHEMA = errors.ErrorSchema
 
 
+def _read_body():
+    # Read now, so that a body the server can't read is the client's 400 and not a
+    # 500 from deep inside a view. Gunicorn parses a chunked body as it is read:
+    # a malformed chunk or a trailer it refuses (HAProxy passes trailers on)
+    # raises ParseException there, a client gone mid-body NoMoreData.
+    try:
+        request.get_data(cache=True)
+    except (ParseException, NoMoreData) as error:
+        raise BadRequest("The request body could not be read.") from error
+
+
 def _require_json_bodies():
     # Without this, a form or text body is read as "no JSON" and the client gets a
     # confusing "missing field" 422 instead of being told what is wrong.
@@ -109,6 +126,7 @@ def build_app(name: str, config: dict, db: SQLAlchemy, blueprints, package_dir: 
     for blueprint in blueprints:
         api.register_blueprint(blueprint)
     access.init_app(app)  # first: the request id must be set before anything can fail
+    app.before_request(_read_body)
     app.before_request(_require_json_bodies)
     app.register_blueprint(ops)
     return app

@@ -1,4 +1,12 @@
-"""Schema fields the services share."""
+"""Schema fields the services share.
+
+Numbers are JSON numbers. A price or a quantity sent as a string is refused, not
+converted: Python's int() and Decimal() take "1_000", " 5 " and digits of other
+scripts ("١٢"), so a string that looks like one number to a client's validator
+can be another to ours. Query parameters, which can only be strings, are held
+to plain ASCII digits for the same reason.
+"""
+import re
 import unicodedata
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 
@@ -29,7 +37,8 @@ class Money(ma.fields.Decimal):
         super().__init__(allow_nan=False, **kwargs)
 
     def _deserialize(self, value, attr, data, **kwargs):
-        if isinstance(value, bool):
+        # A JSON number arrives as int or float; a string is refused (see the module's docstring).
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise self.make_error("invalid")
         amount = super()._deserialize(value, attr, data, **kwargs)
         try:
@@ -56,6 +65,22 @@ class StrictInteger(ma.fields.Integer):
 
     def _deserialize(self, value, attr, data, **kwargs):
         if isinstance(value, bool):
+            raise self.make_error("invalid")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+class QueryInteger(ma.fields.Integer):
+    """A whole number in a query string: 1 to 19 ASCII digits and nothing else.
+
+    Query parameters are always strings, so this is where the digits are checked
+    that int() would otherwise read generously (see the module's docstring).
+    Nineteen digits hold every BIGINT; no parameter here needs more.
+    """
+
+    DIGITS = re.compile(r"[0-9]{1,19}")
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, str) or not self.DIGITS.fullmatch(value):
             raise self.make_error("invalid")
         return super()._deserialize(value, attr, data, **kwargs)
 

@@ -16,7 +16,8 @@ bind = os.environ.get("BIND", "127.0.0.1:8000")
 _PER_SERVICE = {"products": (4, 2), "orders": (2, 4), "users": (2, 4)}
 _workers, _threads = _PER_SERVICE.get(os.environ["SERVICE"], (2, 4))
 workers = int(os.environ.get("WEB_CONCURRENCY") or _workers)
-worker_class = "gthread"
+# gthread, with Gunicorn's own error pages (requests it can't parse) in JSON.
+worker_class = "common.gunicorn_worker.JsonErrorsThreadWorker"
 threads = int(os.environ.get("WEB_THREADS") or _threads)
 # The gateway keeps connections open to us; don't cut them sooner than it expects.
 keepalive = 30
@@ -25,12 +26,19 @@ timeout = 30
 # Recent Gunicorn opens a control socket at one fixed per-user path; three services on
 # one host would fight over it (and in a container with HOME=/nonexistent it fails).
 control_socket_disable = True
-# The gateway bounds request lines and headers (HAProxy's buffer, Kong's nginx) and
-# answers oversized ones in JSON. Gunicorn's own, lower limits would answer with an
-# HTML page instead, so they are lifted here: only the gateway reaches this port.
+# The gateway bounds request lines and headers (8 KiB a line, 32 KiB in all, as
+# Kong's nginx does) and answers oversized ones itself, in JSON; Gunicorn's limits
+# sit above that, so that nothing the gateway lets through is refused here. (0 is
+# "no limit" for the request line, but for a header line it means Gunicorn's
+# default, 8,190 bytes: just under the gateway's 8 KiB.)
 limit_request_line = 0
-limit_request_field_size = 0
+limit_request_field_size = 16384
 limit_request_fields = 32768
+# Only X-Forwarded-Proto tells the scheme: the gateway sets it on every request.
+# Gunicorn's default also reads X-Forwarded-Ssl and X-Forwarded-Protocol, which
+# Kong passes on from clients as they are; one saying https beside the gateway's
+# "http" would make every such request a 400 ("Contradictory scheme headers").
+secure_scheme_headers = {"X-FORWARDED-PROTO": "https"}
 
 # No access log from Gunicorn: each service writes its own JSON line per request
 # (common/access.py), with the request id and without the query string.

@@ -3,10 +3,12 @@ import marshmallow as ma
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import Select
 
+from common.fields import QueryInteger
+
 
 class PageArgsSchema(ma.Schema):
-    page = ma.fields.Integer(load_default=1, validate=ma.validate.Range(min=1, max=1_000_000))
-    per_page = ma.fields.Integer(load_default=20, validate=ma.validate.Range(min=1, max=100))
+    page = QueryInteger(load_default=1, validate=ma.validate.Range(min=1, max=1_000_000))
+    per_page = QueryInteger(load_default=20, validate=ma.validate.Range(min=1, max=100))
 
 
 def page_schema(item_schema: type[ma.Schema]) -> type[ma.Schema]:

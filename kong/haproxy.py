@@ -10,12 +10,26 @@ with config.write_private_file, never print it.
 """
 import base64
 import ipaddress
-import json
 import re
 from collections.abc import Mapping
 from itertools import combinations
 
 from kong.errors import ConfigError
+from kong import edge
+from kong.bearer import bearer_contract
+from kong.syntax import (
+    INVALID_TOKEN,
+    JSON,
+    is_,
+    literal,
+    log_format,
+    message,
+    not_,
+    quoted,
+    section,
+    unauthorized,
+    words,
+)
 from kong.model import (
     CorrelationId,
     Credential,
@@ -33,7 +47,6 @@ DEFAULT_BIND = "0.0.0.0:8000"  # Kong's proxy_listen
 DEFAULT_METRICS_BIND = "127.0.0.1:8405"  # HAProxy's customary exporter port
 METRICS_PATH = "/metrics"
 HEADER = "# generated from kong.yml by python -m kong — do not edit (edit kong.yml and regenerate)"
-JSON = "application/json; charset=utf-8"
 
 # Bodies of the errors HAProxy makes itself, in Kong's words where Kong has some
 # (kong/error_handlers.lua), so clients see the same whichever gateway answers.
@@ -60,11 +73,6 @@ KONG_JWT_ALGORITHMS = (
     "HS256", "HS384", "HS512", "RS256", "RS384", "RS512",
     "ES256", "ES384", "ES512", "PS256", "PS384", "PS512", "EdDSA",
 )
-# Kong's WWW-Authenticate: a bare challenge when there is no token, else this.
-INVALID_TOKEN = 'Bearer error="invalid_token"'
-# Kong splits a token at its first two dots and base64-decodes the first two
-# parts: anything without that shape is "Bad token; invalid JSON" there.
-TOKEN_SHAPE = r"^[A-Za-z0-9_+/=-]+\.[A-Za-z0-9_+/=-]+\."
 INTEGER = r"^-?[0-9]+$"
 # claims_to_verify: claim -> (Kong's error, the test on `claim - now` that fails it)
 CLAIM_CHECKS = {
@@ -81,16 +89,6 @@ REQUEST_ID = r"^[A-Za-z0-9._-]{1,128}$"
 # request-size-limiting
 TOO_LARGE = "Request size limit exceeded"
 LENGTH_REQUIRED = "A valid Content-Length header is required"
-# HAProxy holds a request in one buffer of tune.bufsize, tune.maxrewrite of it
-# kept free: pinned here, because what a chunked body may be depends on them.
-BUFFER_SIZE = 16384
-BUFFER_RESERVE = 1024
-# A chunked request with at least this much of its request line, headers and
-# body buffered may have filled the buffer, so its body may go on beyond what
-# HAProxy can see. A full buffer holds over 14,000 bytes of those even with the
-# most headers HAProxy accepts (101); a complete request below this is measured.
-CHUNKED_MEASURABLE = 12288
-REQUEST_TIMEOUT = "10s"  # timeout http-request, which waiting for a body also gets
 
 # rate-limiting: Kong's headers (kong/plugins/rate-limiting/handler.lua)
 RATE_LIMIT_HEADERS = (
@@ -195,35 +193,30 @@ def _check_table_names(gateway: Gateway, rate_limits: dict[RateLimit, tuple[str,
 def _global(gateway: Gateway, pidfile: str | None, stats_socket: str | None) -> str:
     lines = ["log stdout format raw local0", "maxconn 4096"]
     if pidfile:
-        lines.append(f"pidfile {_literal(pidfile)}")
+        lines.append(f"pidfile {literal(pidfile)}")
     if stats_socket:
-        lines.append(f"stats socket {_literal(stats_socket)} mode 600 level user")
-    if gateway.size_limit:
-        lines += [
-            "# request-size-limiting measures chunked bodies in one buffer of this size",
-            f"tune.bufsize {BUFFER_SIZE}",
-            f"tune.maxrewrite {BUFFER_RESERVE}",
-        ]
+        lines.append(f"stats socket {literal(stats_socket)} mode 600 level user")
+    lines += edge.buffer_settings(gateway.size_limit)
     if gateway.credentials:
         lines.append("# jwt_secrets, base64 so that no character of a secret can break the quoting")
     for number, credential in enumerate(gateway.credentials, 1):
         # Decoded once, at startup, into a variable jwt_verify reads.
         encoded = base64.b64encode(credential.secret.encode()).decode()
         lines.append(f"set-var {_secret_var(number)} str({encoded}),b64dec")
-    return _section("global", lines)
+    return section("global", lines)
 
 
 def _defaults() -> str:
     lines = [
         "mode http",
         "log global",
-        f"log-format {_quoted(LOG_FORMAT)}",
+        f"log-format {quoted(LOG_FORMAT)}",
         "option dontlognull",
         "http-reuse safe",
         "timeout connect 2s",
         "timeout client 30s",
         "timeout server 30s",
-        f"timeout http-request {REQUEST_TIMEOUT}",
+        f"timeout http-request {edge.HEADERS_TIMEOUT}",
         "timeout http-keep-alive 10s",
         "timeout queue 5s",
         "timeout check 2s",
@@ -231,10 +224,10 @@ def _defaults() -> str:
         "default-server inter 2s fall 3 rise 2",
         "# Errors HAProxy makes itself are JSON, as Kong's are: never an HTML page.",
     ]
-    for status, message in ERROR_MESSAGES.items():
-        body = _quoted(_message(message))
-        lines.append(f"http-error status {status} content-type {_quoted(JSON)} string {body}")
-    return _section("defaults", lines)
+    for status, text in ERROR_MESSAGES.items():
+        body = quoted(message(text))
+        lines.append(f"http-error status {status} content-type {quoted(JSON)} string {body}")
+    return section("defaults", lines)
 
 
 def _frontend(gateway: Gateway, bind: str, rate_limits: dict[RateLimit, tuple[str, list[Route]]]) -> str:
@@ -243,33 +236,30 @@ def _frontend(gateway: Gateway, bind: str, rate_limits: dict[RateLimit, tuple[st
         # comes with a Content-Length or chunked; HAProxy would otherwise take
         # HTTP/2 as well (from its preface), whose bodies need neither.
         f"bind {bind} proto h1",
-        "# Kong, trusting no proxy in front of it, sets these itself whatever the client sent.",
         "option forwardfor",
-        "http-request set-header X-Forwarded-Proto http",
-        "http-request set-header X-Forwarded-Host %[req.hdr(host),field(1,:)]",
-        "http-request set-header X-Forwarded-Port %[dst_port]",
-        "http-request set-header X-Real-IP %[src]",
-        "# nginx under Kong drops header names with underscores; so must we, or",
-        "# X_User_Id would reach a WSGI app as the same HTTP_X_USER_ID as X-User-Id.",
-        "http-request del-header _ -m sub",
         "",
     ]
-    # Kong runs its plugins by priority: jwt 1450, request-size-limiting 951,
-    # rate-limiting 910, correlation-id 1, post-function -1000. The request id is
-    # settled first here all the same: where another plugin (or the router)
-    # answers before correlation-id's turn, Kong's header_filter echoes the
-    # client's id or a new one, which is what this does.
+    # Kong runs its plugins by priority: pre-function 1000000, jwt 1450,
+    # request-size-limiting 951, rate-limiting 910, correlation-id 1, post-function
+    # -1000. The request id is settled first here all the same: where another
+    # plugin (or nginx, or the router) answers before correlation-id's turn, Kong's
+    # header_filter echoes the client's id or a new one, which is what this does.
     if gateway.correlation_id:
         lines += [*_correlation_id(gateway.correlation_id), ""]
+    # Then what nginx does before Kong's router, limits first: no header is added
+    # before a request is known to leave room for it.
+    lines += [*edge.request_limits(), "", *edge.forwarded_headers(), "", *edge.normalized_path(), ""]
     lines += _routing(gateway.routes)
+    if gateway.bearer_contract:
+        lines += ["", *bearer_contract()]
     for number, (jwt, routes) in enumerate(_routes_by_jwt(gateway.routes).items(), 1):
         lines += ["", *_jwt(f"jwt{number}", jwt, routes, gateway.credentials)]
-    if gateway.size_limit:
-        lines += ["", *_size_limit(gateway.size_limit)]
+    lines += ["", *_size_limit(gateway.size_limit)]
     for number, (limit, (table, routes)) in enumerate(rate_limits.items(), 1):
         lines += ["", *_rate_limit(f"rate_limit{number}", table, limit, routes)]
     if gateway.user_id_from_sub:
         lines += ["", *_user_id_from_sub()]
+    lines += ["", *edge.buffered_body()]
     responses = _response_headers(gateway, rate_limits)
     if responses:
         lines += ["", *responses]
@@ -277,8 +267,8 @@ def _frontend(gateway: Gateway, bind: str, rate_limits: dict[RateLimit, tuple[st
     for service in gateway.services:
         names = [route.name for route in gateway.routes if route.service == service.name]
         if names:
-            lines.append(f"use_backend {service.name} if {_is(f'var(txn.route) -m str {_words(names)}')}")
-    return _section("frontend gateway", lines)
+            lines.append(f"use_backend {service.name} if {is_(f'var(txn.route) -m str {words(names)}')}")
+    return section("frontend gateway", lines)
 
 
 def _backend(service: Service, address: str) -> str:
@@ -290,7 +280,7 @@ def _backend(service: Service, address: str) -> str:
         f"http-request set-header Host {address}",
         f"server {service.name} {address} check",
     ]
-    return _section(f"backend {service.name}", lines)
+    return section(f"backend {service.name}", lines)
 
 
 # -- routing --------------------------------------------------------------------------
@@ -301,22 +291,22 @@ def _routing(routes: tuple[Route, ...]) -> list[str]:
         "# Routes in kong.yml order; the first match wins. As in Kong, ~ paths are",
         "# regexes matched from the start of the path, the others prefixes.",
     ]
-    unrouted = _not("var(txn.route) -m found")
+    unrouted = not_("var(txn.route) -m found")
     for number, route in enumerate(routes, 1):
         lines.append(f"# route {route.name} -> service {route.service}")
         conditions = [unrouted]
         for path in route.paths:  # an acl declared several times matches if any line does
             match = "reg" if path.is_regex else "beg"
-            lines.append(f"acl route{number}_path path -m {match} {_literal(path.pattern)}")
+            lines.append(f"acl route{number}_path path -m {match} {literal(path.pattern)}")
         if route.paths:
             conditions.append(f"route{number}_path")
         if route.methods:
-            lines.append(f"acl route{number}_method method {_words(route.methods)}")
+            lines.append(f"acl route{number}_method method {words(route.methods)}")
             conditions.append(f"route{number}_method")
         lines.append(f"http-request set-var(txn.route) str({route.name}) if {' '.join(conditions)}")
     lines += [
         "# Kong answers 404 both when no path matches and when only the method doesn't.",
-        f"http-request return status 404 content-type {_quoted(JSON)} string {_quoted(_message(NO_ROUTE))} "
+        f"http-request return status 404 content-type {quoted(JSON)} string {quoted(message(NO_ROUTE))} "
         f"if {unrouted}",
     ]
     return lines
@@ -344,34 +334,34 @@ def _jwt(on: str, jwt: JwtAuth, routes: list[Route], credentials: tuple[Credenti
     lines = [
         f"# jwt plugin (claims_to_verify [{', '.join(jwt.claims_to_verify)}], "
         f"maximum_expiration {jwt.maximum_expiration}) on routes {', '.join(names)}",
-        f"acl {on} var(txn.route) -m str {_words(names)}",
-        # From the Authorization header only: uri_param_names and cookie_names are [].
-        f"http-request set-var(txn.jwt) http_auth_bearer if {on}",
-        _unauthorized("Unauthorized", on, _not("var(txn.jwt) -m len gt 0"), challenge="Bearer"),
-        _unauthorized("Bad token; invalid JSON", on, _not(f"var(txn.jwt) -m reg {_literal(TOKEN_SHAPE)}")),
+        f"acl {on} var(txn.route) -m str {words(names)}",
+        # From the Authorization header only (uri_param_names and cookie_names are []),
+        # as the bearer token contract has read it: one well-formed compact JWS.
+        f"http-request set-var(txn.jwt) var(txn.bearer) if {on}",
+        unauthorized("Unauthorized", on, not_("var(txn.jwt) -m found"), challenge="Bearer"),
         f"http-request set-var(txn.jwt_alg) var(txn.jwt),jwt_header_query('$.alg') if {on}",
-        _unauthorized(
-            "Bad token; invalid alg", on, _not(f"var(txn.jwt_alg) -m str {_words(KONG_JWT_ALGORITHMS)}")
+        unauthorized(
+            "Bad token; invalid alg", on, not_(f"var(txn.jwt_alg) -m str {words(KONG_JWT_ALGORITHMS)}")
         ),
         # The claim naming the credential, from the payload or else the header.
         f"http-request set-var(txn.jwt_key) var(txn.jwt),jwt_payload_query('$.{claim}') if {on}",
         f"http-request set-var(txn.jwt_key) var(txn.jwt),jwt_header_query('$.{claim}') "
-        f"if {on} {_not('var(txn.jwt_key) -m found')}",
-        _unauthorized(f"No mandatory '{claim}' in claims", on, _not("var(txn.jwt_key) -m found")),
-        _unauthorized(f"Invalid '{claim}' in claims", on, _is("var(txn.jwt_key) -m len 0")),
+        f"if {on} {not_('var(txn.jwt_key) -m found')}",
+        unauthorized(f"No mandatory '{claim}' in claims", on, not_("var(txn.jwt_key) -m found")),
+        unauthorized(f"Invalid '{claim}' in claims", on, is_("var(txn.jwt_key) -m len 0")),
     ]
-    keys = _words(_literal(credential.key) for credential in credentials)
-    unknown_key = [_not(f"var(txn.jwt_key) -m str -- {keys}")] if credentials else []
-    lines.append(_unauthorized(f"No credentials found for given '{claim}'", on, *unknown_key))
+    keys = words(literal(credential.key) for credential in credentials)
+    unknown_key = [not_(f"var(txn.jwt_key) -m str -- {keys}")] if credentials else []
+    lines.append(unauthorized(f"No credentials found for given '{claim}'", on, *unknown_key))
     for number, credential in enumerate(credentials, 1):
-        this_key = _is(f"var(txn.jwt_key) -m str -- {_literal(credential.key)}")
+        this_key = is_(f"var(txn.jwt_key) -m str -- {literal(credential.key)}")
         # jwt_verify answers 1 for a good signature, 0 or less for anything else.
         signed = f"var(txn.jwt),jwt_verify({credential.algorithm},{_secret_var(number)}) -m int 1"
         lines += [
-            _unauthorized(
-                "Invalid algorithm", on, this_key, _not(f"var(txn.jwt_alg) -m str {credential.algorithm}")
+            unauthorized(
+                "Invalid algorithm", on, this_key, not_(f"var(txn.jwt_alg) -m str {credential.algorithm}")
             ),
-            _unauthorized("Invalid signature", on, this_key, _not(signed)),
+            unauthorized("Invalid signature", on, this_key, not_(signed)),
             f"http-request set-var(txn.jwt_consumer) str({credential.consumer}) if {on} {this_key}",
         ]
     lines += _jwt_claims(on, jwt)
@@ -406,28 +396,28 @@ def _jwt_claims(on: str, jwt: JwtAuth) -> list[str]:
         lines += [
             # With 'int' json_query still passes strings through: keep integers only.
             f"http-request set-var({value}) var(txn.jwt),jwt_payload_query('$.{claim}','int') if {on}",
-            f"http-request unset-var({value}) if {on} {_not(f'var({value}) -m reg {_literal(INTEGER)}')}",
-            f"http-request set-var-fmt({value}_error) {_quoted('must be a number')} "
-            f"if {on} {_not(f'var({value}) -m found')}",
-            f"http-request set-var-fmt({value}_error) {_quoted(error)} "
-            f"if {on} {_is(f'var({value}),sub(txn.jwt_now) {failing}')}",
+            f"http-request unset-var({value}) if {on} {not_(f'var({value}) -m reg {literal(INTEGER)}')}",
+            f"http-request set-var-fmt({value}_error) {quoted('must be a number')} "
+            f"if {on} {not_(f'var({value}) -m found')}",
+            f"http-request set-var-fmt({value}_error) {quoted(error)} "
+            f"if {on} {is_(f'var({value}),sub(txn.jwt_now) {failing}')}",
         ]
     for size in range(len(claims), 0, -1):
         for failed in combinations(claims, size):
             body = "{" + ",".join(f'"{claim}":"%[var(txn.jwt_{claim}_error)]"' for claim in failed) + "}"
             conditions = [
-                _is(f"var(txn.jwt_{claim}_error) -m found") if claim in failed
-                else _not(f"var(txn.jwt_{claim}_error) -m found")
+                is_(f"var(txn.jwt_{claim}_error) -m found") if claim in failed
+                else not_(f"var(txn.jwt_{claim}_error) -m found")
                 for claim in claims
             ]
             lines.append(
-                f"http-request return status 401 content-type {_quoted(JSON)} "
-                f"hdr WWW-Authenticate {_quoted(INVALID_TOKEN)} "
-                f"lf-string {_quoted(body)} if {on} {' '.join(conditions)}"
+                f"http-request return status 401 content-type {quoted(JSON)} "
+                f"hdr WWW-Authenticate {quoted(INVALID_TOKEN)} "
+                f"lf-string {quoted(body)} if {on} {' '.join(conditions)}"
             )
     if jwt.maximum_expiration:
-        too_long = _is(f"var(txn.jwt_exp),sub(txn.jwt_now) -m int gt {jwt.maximum_expiration}")
-        lines.append(_unauthorized({"exp": "exceeds maximum allowed expiration"}, on, too_long))
+        too_long = is_(f"var(txn.jwt_exp),sub(txn.jwt_now) -m int gt {jwt.maximum_expiration}")
+        lines.append(unauthorized({"exp": "exceeds maximum allowed expiration"}, on, too_long))
     return lines
 
 
@@ -442,7 +432,7 @@ def _correlation_id(correlation: CorrelationId) -> list[str]:
     or anything else into the logs) and replaces any other with a fresh uuid.
     """
     header = correlation.header_name
-    kept = f"{_is(f'req.fhdr_cnt({header}) -m int eq 1')} {_is(f'req.fhdr({header}) -m reg {_literal(REQUEST_ID)}')}"
+    kept = f"{is_(f'req.fhdr_cnt({header}) -m int eq 1')} {is_(f'req.fhdr({header}) -m reg {literal(REQUEST_ID)}')}"
     return [
         f"# correlation-id: {header}, the client's if it is one plain token, else a uuid",
         f"http-request set-header {header} %[uuid()] unless {kept}",
@@ -457,41 +447,33 @@ def _size_limit(limit: SizeLimit) -> list[str]:
     """Kong's request-size-limiting (kong/plugins/request-size-limiting/handler.lua).
 
     A declared Content-Length is checked at once. A chunked body declares no
-    size: Kong reads it whole (into a temporary file if need be) and measures it.
-    HAProxy holds at most one buffer of it, so it waits for the body, measures
-    it if it all fitted, and refuses one whose end it can't see as too large:
-    stricter than Kong for chunked bodies between about 12 kB and the limit, never
-    laxer. (Refusing every chunked body would refuse small ones that Kong takes.)
+    size: Kong reads it whole and measures it, and so does this. HAProxy's buffer
+    holds a whole body of the limit beside the largest headers allowed
+    (edge.buffer_settings), so what it measures is either the whole body or,
+    when the buffer filled up, already more than the limit: exact either way.
     """
     allowed = limit.allowed_bytes
-    chunked = _is("req.hdr(transfer-encoding) -m found")  # HAProxy drops Content-Length then
     lines = [
         f"# request-size-limiting: at most {allowed} bytes",
-        *_too_large(_is(f"req.hdr_val(content-length) gt {allowed}")),
+        *_too_large(is_(f"req.hdr_val(content-length) gt {allowed}")),
     ]
     if limit.require_content_length:
         lines.append(
-            f"http-request return status 411 content-type {_quoted(JSON)} string {_quoted(_message(LENGTH_REQUIRED))} "
-            f"if {_not('req.hdr(content-length) -m found')} {_not('req.hdr(transfer-encoding) -m str chunked')}"
+            f"http-request return status 411 content-type {quoted(JSON)} string {quoted(message(LENGTH_REQUIRED))} "
+            f"if {not_('req.hdr(content-length) -m found')} {not_('req.hdr(transfer-encoding) -m str chunked')}"
         )
     lines += [
         # A client that stops sending gets a 408 here, not a pass.
-        f"http-request wait-for-body time {REQUEST_TIMEOUT} if {chunked}",
-        # What the buffer holds: the chunk being read may announce more than that.
-        f"http-request set-var(txn.body_size) req.body_size if {chunked}",
-        f"http-request set-var(txn.buffered) req.hdrs,length if {chunked}",
-        f"http-request set-var(txn.buffered) url,length,add(txn.buffered) if {chunked}",
-        f"http-request set-var(txn.buffered) req.body_len,add(txn.buffered) if {chunked}",
-        *_too_large(chunked, _is(f"var(txn.body_size) -m int gt {allowed}")),
-        *_too_large(chunked, _is(f"var(txn.buffered) -m int ge {CHUNKED_MEASURABLE}")),
+        f"http-request wait-for-body time {edge.BODY_TIMEOUT} if {edge.chunked()}",
+        *_too_large(edge.chunked(), is_(f"req.body_size gt {allowed}")),
     ]
     return lines
 
 
 def _too_large(*conditions: str) -> list[str]:
     """Kong's refusal: 417 if the client is waiting for a 100 Continue, else 413."""
-    reply = f"content-type {_quoted(JSON)} string {_quoted(_message(TOO_LARGE))}"
-    expects = _is("req.hdr(expect) -m str -i 100-continue")
+    reply = f"content-type {quoted(JSON)} string {quoted(message(TOO_LARGE))}"
+    expects = is_("req.hdr(expect) -m str -i 100-continue")
     return [
         f"http-request return status 417 {reply} if {' '.join(conditions)} {expects}",
         f"http-request return status 413 {reply} if {' '.join(conditions)}",
@@ -520,16 +502,16 @@ def _rate_limit(on: str, table: str, limit: RateLimit, routes: list[Route]) -> l
     request in a later minute starts the count afresh.
     """
     names = [route.name for route in routes]
-    exceeded = _is(f"var(txn.rate_limit_used) -m int ge {limit.minute}")
+    exceeded = is_(f"var(txn.rate_limit_used) -m int ge {limit.minute}")
     lines = [
         f"# rate-limiting ({limit.scope}: minute {limit.minute}, limit_by ip, policy local) "
         f"on routes {', '.join(names)}",
-        f"acl {on} var(txn.route) -m str {_words(names)}",
+        f"acl {on} var(txn.route) -m str {words(names)}",
         f"http-request track-sc0 src table {table} if {on}",
         f"http-request set-var(txn.rate_limit_now) date() if {on}",
         f"http-request set-var(txn.rate_limit_minute) var(txn.rate_limit_now),div(60) if {on}",
         f"http-request set-var(txn.rate_limit_stale) sc_clr_gpc0(0) "
-        f"if {on} {_not('sc_get_gpt0(0),sub(txn.rate_limit_minute) -m int eq 0')}",
+        f"if {on} {not_('sc_get_gpt0(0),sub(txn.rate_limit_minute) -m int eq 0')}",
         f"http-request sc-set-gpt0(0) var(txn.rate_limit_minute) if {on}",
         f"http-request set-var(txn.rate_limit_used) sc_get_gpc0(0) if {on}",
         # Seconds until the minute is over: Kong's RateLimit-Reset and Retry-After.
@@ -540,9 +522,9 @@ def _rate_limit(on: str, table: str, limit: RateLimit, routes: list[Route]) -> l
     if not limit.hide_client_headers:
         lines.append(f"http-request set-var(txn.rate_limit_limit) int({limit.minute}) if {on}")
     lines += [
-        f"http-request return status {limit.error_code} content-type {_quoted(JSON)} "
+        f"http-request return status {limit.error_code} content-type {quoted(JSON)} "
         f"hdr Retry-After %[var(txn.rate_limit_reset)] "
-        f"string {_quoted(_message(limit.error_message))} if {on} {exceeded}",
+        f"string {quoted(message(limit.error_message))} if {on} {exceeded}",
         f"http-request sc-inc-gpc0(0) if {on}",
     ]
     return lines
@@ -554,21 +536,21 @@ def _rate_limit_table(table: str, limit: RateLimit) -> str:
         # An entry idle for a minute counts for a minute that is over anyway.
         "stick-table type ipv6 size 100k expire 60s store gpc0,gpt0",
     ]
-    return _section(f"backend {table}", lines)
+    return section(f"backend {table}", lines)
 
 
 # -- the global post-function ---------------------------------------------------------
 
 
 def _user_id_from_sub() -> list[str]:
-    """The HAProxy rules for model.KNOWN_POST_FUNCTION_LUA: keep the two in step."""
-    unauthenticated = _not("var(txn.authenticated_jwt_token) -m found")
+    """The HAProxy rules for lua.KNOWN_POST_FUNCTION_LUA: keep the two in step."""
+    unauthenticated = not_("var(txn.authenticated_jwt_token) -m found")
     return [
         "# global post-function: X-User-Id is the verified token's sub, or absent; a request",
         "# no jwt plugin authenticated carries none of the jwt plugin's consumer headers either.",
         "http-request del-header X-User-Id",
         "http-request set-var(txn.jwt_sub) var(txn.authenticated_jwt_token),jwt_payload_query('$.sub','int')",
-        f"http-request set-header X-User-Id %[var(txn.jwt_sub)] if {_is('var(txn.jwt_sub) -m found')}",
+        f"http-request set-header X-User-Id %[var(txn.jwt_sub)] if {is_('var(txn.jwt_sub) -m found')}",
         *(f"http-request del-header {name} if {unauthenticated}" for name in IDENTITY_HEADERS),
     ]
 
@@ -585,7 +567,7 @@ def _response_headers(gateway: Gateway, rate_limits: dict[RateLimit, tuple[str, 
         lines.append("# rate-limiting's headers, where a limit applied")
         for header, var in RATE_LIMIT_HEADERS:
             lines.append(
-                f"http-after-response set-header {header} %[var({var})] if {_is('var(txn.rate_limit_limit) -m found')}"
+                f"http-after-response set-header {header} %[var({var})] if {is_('var(txn.rate_limit_limit) -m found')}"
             )
     correlation = gateway.correlation_id
     if correlation and correlation.echo_downstream:
@@ -594,8 +576,8 @@ def _response_headers(gateway: Gateway, rate_limits: dict[RateLimit, tuple[str, 
         # gets one now, as Kong's header_filter makes one up then.
         lines += [
             "# correlation-id: echo_downstream",
-            f"http-after-response set-header {header} %[var(txn.request_id)] if {_is('var(txn.request_id) -m found')}",
-            f"http-after-response set-header {header} %[uuid()] unless {_is('var(txn.request_id) -m found')}",
+            f"http-after-response set-header {header} %[var(txn.request_id)] if {is_('var(txn.request_id) -m found')}",
+            f"http-after-response set-header {header} %[uuid()] unless {is_('var(txn.request_id) -m found')}",
         ]
     if gateway.response_headers:
         lines += _response_transformer(gateway.response_headers)
@@ -608,12 +590,12 @@ def _response_transformer(changes: ResponseHeaders) -> list[str]:
     lines = ["# response-transformer"]
     lines += [f"http-after-response del-header {name}" for name in changes.remove]
     for name, value in changes.replace:
-        present = _is(f"res.hdr({name}) -m found")
-        lines.append(f"http-after-response set-header {name} {_format(value)} if {present}")
+        present = is_(f"res.hdr({name}) -m found")
+        lines.append(f"http-after-response set-header {name} {log_format(value)} if {present}")
     for name, value in changes.add:
-        present = _is(f"res.hdr({name}) -m found")
-        lines.append(f"http-after-response set-header {name} {_format(value)} unless {present}")
-    lines += [f"http-after-response add-header {name} {_format(value)}" for name, value in changes.append]
+        present = is_(f"res.hdr({name}) -m found")
+        lines.append(f"http-after-response set-header {name} {log_format(value)} unless {present}")
+    lines += [f"http-after-response add-header {name} {log_format(value)}" for name, value in changes.append]
     return lines
 
 
@@ -625,65 +607,11 @@ def _metrics_frontend(bind: str) -> str:
     port; HAProxy's exporter gets a listener of its own."""
     lines = [
         f"bind {bind}",
-        f"http-request use-service prometheus-exporter if {_is(f'path {METRICS_PATH}')}",
-        f"http-request return status 404 content-type {_quoted(JSON)} string {_quoted(_message('Not found'))}",
+        f"http-request use-service prometheus-exporter if {is_(f'path {METRICS_PATH}')}",
+        f"http-request return status 404 content-type {quoted(JSON)} string {quoted(message('Not found'))}",
     ]
-    return _section("frontend metrics", lines)
-
-
-# -- writing HAProxy syntax -----------------------------------------------------------
-
-
-def _section(title: str, lines: list[str]) -> str:
-    return "\n".join([title, *(f"    {line}" if line else "" for line in lines)])
-
-
-def _unauthorized(body: str | dict, *conditions: str, challenge: str = INVALID_TOKEN) -> str:
-    """Kong's jwt plugin refusing: 401, a JSON body (a string is its "message")."""
-    text = _message(body) if isinstance(body, str) else json.dumps(body, separators=(",", ":"))
-    return (
-        f"http-request return status 401 content-type {_quoted(JSON)} "
-        f"hdr WWW-Authenticate {_quoted(challenge)} string {_quoted(text)} if {' '.join(conditions)}"
-    )
-
-
-def _message(message: str) -> str:
-    return json.dumps({"message": message}, separators=(",", ":"))  # as compact as Kong's cjson
-
-
-def _is(test: str) -> str:
-    return f"{{ {test} }}"
-
-
-def _not(test: str) -> str:
-    return f"!{{ {test} }}"
-
-
-def _words(words) -> str:
-    return " ".join(words)
+    return section("frontend metrics", lines)
 
 
 def _secret_var(number: int) -> str:
     return f"proc.jwt_secret_{number}"
-
-
-def _quoted(text: str) -> str:
-    """`text` as one double-quoted HAProxy word, backslashes and quotes escaped.
-
-    HAProxy expands $NAME inside double quotes: no text of ours has a $.
-    """
-    if not re.fullmatch(r"[\x20-\x7e]*", text) or "$" in text:
-        raise ConfigError(f"{text!r} can't be double-quoted for HAProxy")
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def _format(text: str) -> str:
-    """Literal `text` as a log-format argument (set-header's value): % doubled."""
-    return _quoted(text.replace("%", "%%"))
-
-
-def _literal(text: str) -> str:
-    """`text` as one single-quoted HAProxy word: taken as is, no escapes, no $ expansion."""
-    if not re.fullmatch(r"[\x20-\x26\x28-\x7e]+", text):
-        raise ConfigError(f"{text!r} can't be quoted for HAProxy: use printable ASCII without '")
-    return f"'{text}'"

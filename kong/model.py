@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 from kong.config import PLACEHOLDER
 from kong.errors import ConfigError
+from kong.lua import BEARER_CONTRACT_MEMBERS, KNOWN_POST_FUNCTION_LUA, KNOWN_PRE_FUNCTION_LUA, same_lua
 
 FORMAT_VERSION = "3.0"
 
@@ -62,6 +63,7 @@ PROMETHEUS_FIELDS = {
 }
 TRANSLATABLE_PLUGINS = {
     "jwt",
+    "pre-function",
     "post-function",
     "correlation-id",
     "rate-limiting",
@@ -80,36 +82,13 @@ VERIFIABLE_CLAIMS = ("exp", "nbf")
 MAXIMUM_EXPIRATION_LIMIT = 31536000
 # kong/plugins/request-size-limiting/handler.lua
 SIZE_UNITS = {"bytes": 1, "kilobytes": 1024, "megabytes": 1048576}
+# Kong buffers every request body before it contacts a service, spooling big ones
+# to disk; HAProxy can only hold them in memory, one buffer per request, sized by
+# the limit. Up to this limit that stays affordable.
+MAX_BUFFERED_BODY = 1048576
 # kong/plugins/rate-limiting/schema.lua: windows other than the minute aren't translated.
 RATE_LIMIT_WINDOWS = ("second", "minute", "hour", "day", "month", "year")
 RATE_LIMIT_MESSAGE = "API rate limit exceeded"
-
-# The translation table for Lua. HAProxy can't run Kong's Lua, so the generator
-# only accepts snippets it knows, each with a hand-written HAProxy equivalent.
-# This one (kong.yml's global post-function) drops any X-User-Id the client sent
-# and, once the jwt plugin has verified a token, passes the token's `sub` claim on
-# as X-User-Id; on a request no jwt plugin authenticated it also drops the
-# identity headers Kong's jwt plugin would have set, so that a client can't
-# pose as a consumer. haproxy.py's _user_id_from_sub() is that in HAProxy. A
-# changed snippet is refused, never guessed at: change this text and those rules
-# together.
-KNOWN_POST_FUNCTION_LUA = """
-local jwt_parser = require "kong.plugins.jwt.jwt_parser"
-kong.service.request.clear_header("X-User-Id")
-local token = kong.ctx.shared.authenticated_jwt_token
-if token then
-  local jwt = jwt_parser:new(token)
-  if jwt and jwt.claims.sub ~= nil then
-    kong.service.request.set_header("X-User-Id", tostring(jwt.claims.sub))
-  end
-else
-  kong.service.request.clear_header("X-Consumer-ID")
-  kong.service.request.clear_header("X-Consumer-Custom-ID")
-  kong.service.request.clear_header("X-Consumer-Username")
-  kong.service.request.clear_header("X-Credential-Identifier")
-  kong.service.request.clear_header("X-Anonymous-Consumer")
-end
-"""
 
 # Names end up in HAProxy sections, variables and headers: allow only characters
 # that need no quoting there. (Kong's own rule for names is letters, digits and
@@ -220,6 +199,7 @@ class Gateway:
     routes: tuple[Route, ...]  # in kong.yml order: the first match wins
     credentials: tuple[Credential, ...]
     user_id_from_sub: bool  # the known global post-function is configured
+    bearer_contract: bool  # the known global pre-function is configured
     # The global plugins that act on every request; None (False) when absent.
     correlation_id: CorrelationId | None = None
     size_limit: SizeLimit | None = None
@@ -247,7 +227,10 @@ def parse(config: Any) -> Gateway:
     global_scope = _scoped(global_plugins, "global", _Scoped())
     user_id_from_sub = "post-function" in global_plugins
     if user_id_from_sub:
-        _check_post_function(*global_plugins["post-function"])
+        _check_function("post-function", KNOWN_POST_FUNCTION_LUA, "X-User-Id", *global_plugins["post-function"])
+    bearer_contract = "pre-function" in global_plugins
+    if bearer_contract:
+        _check_function("pre-function", KNOWN_PRE_FUNCTION_LUA, "bearer token", *global_plugins["pre-function"])
     metrics = "prometheus" in global_plugins
     if metrics:
         _check_prometheus(*global_plugins["prometheus"])
@@ -265,19 +248,47 @@ def parse(config: Any) -> Gateway:
         credentials.extend(_consumer(node, f"consumers[{index}]"))
     _unique([credential.key for credential in credentials], "jwt_secrets key")
 
+    _check_token_reading(routes, bearer_contract)
+
     def translated(name: str, translate):
         return translate(*global_plugins[name]) if name in global_plugins else None
 
+    size_limit = translated("request-size-limiting", _size_limit)
+    if size_limit is None:
+        raise ConfigError(
+            "plugins: the generator needs a global request-size-limiting plugin: HAProxy holds each request "
+            "body in memory before it contacts a service (as Kong does on disk), in a buffer sized by that limit"
+        )
     return Gateway(
         tuple(services),
         tuple(routes),
         tuple(credentials),
         user_id_from_sub,
+        bearer_contract,
         correlation_id=translated("correlation-id", _correlation_id),
-        size_limit=translated("request-size-limiting", _size_limit),
+        size_limit=size_limit,
         response_headers=translated("response-transformer", _response_headers),
         metrics=metrics,
     )
+
+
+def _check_token_reading(routes: list[Route], bearer_contract: bool) -> None:
+    """HAProxy's JSON reader is not Kong's (it takes the first of two equal keys,
+    reads numbers in strings): the jwt translation is faithful only for tokens
+    the known pre-function lets through, and only for the key claims it checks."""
+    for route in routes:
+        if route.jwt is None:
+            continue
+        if not bearer_contract:
+            raise ConfigError(
+                f"route {route.name!r} has a jwt plugin: the generator translates jwt only together with the "
+                "global pre-function that holds tokens to the bearer token contract (kong/lua.py)"
+            )
+        if route.jwt.key_claim_name not in BEARER_CONTRACT_MEMBERS:
+            raise ConfigError(
+                f"route {route.name!r}: key_claim_name {route.jwt.key_claim_name!r} is not one of the claims the "
+                f"bearer token contract keeps unambiguous ({', '.join(BEARER_CONTRACT_MEMBERS)})"
+            )
 
 
 def _scoped(plugins: dict[str, tuple[Mapping, str]], scope: str, inherited: _Scoped) -> _Scoped:
@@ -410,23 +421,19 @@ def _jwt_auth(plugin: tuple[Mapping, str]) -> JwtAuth:
     return JwtAuth(key_claim_name, tuple(claims), maximum)
 
 
-def _check_post_function(config: Mapping, where: str) -> None:
+def _check_function(name: str, known: str, what: str, config: Mapping, where: str) -> None:
+    """A pre- or post-function must be exactly the known snippet, in the access phase."""
     for phase in config:
         if phase != "access":
             raise ConfigError(
-                f"{where}.{phase}: the generator cannot translate post-function code "
-                "outside the access phase to HAProxy"
+                f"{where}.{phase}: the generator cannot translate {name} code outside the access phase to HAProxy"
             )
     snippets = _list(config.get("access"), f"{where}.access")
-    if len(snippets) != 1 or _normalise_lua(snippets[0]) != _normalise_lua(KNOWN_POST_FUNCTION_LUA):
+    if len(snippets) != 1 or not same_lua(snippets[0], known):
         raise ConfigError(
             f"{where}.access: the generator cannot translate this Lua to HAProxy; it knows only "
-            "the X-User-Id snippet in kong/model.py (KNOWN_POST_FUNCTION_LUA)"
+            f"the {what} {name} in kong/lua.py"
         )
-
-
-def _normalise_lua(code: Any) -> str:
-    return " ".join(str(code).split())
 
 
 def _correlation_id(config: Mapping, where: str) -> CorrelationId:
@@ -474,6 +481,11 @@ def _size_limit(config: Mapping, where: str) -> SizeLimit:
     unit = config.get("size_unit", "megabytes")
     if unit not in SIZE_UNITS:
         raise ConfigError(f"{where}.size_unit: must be one of {', '.join(SIZE_UNITS)}, got {unit!r}")
+    if size * SIZE_UNITS[unit] > MAX_BUFFERED_BODY:
+        raise ConfigError(
+            f"{where}.allowed_payload_size: the generator translates limits up to {MAX_BUFFERED_BODY} bytes "
+            "(HAProxy holds each body in memory)"
+        )
     return SizeLimit(size * SIZE_UNITS[unit], _boolean(config, "require_content_length", False, where))
 
 

@@ -5,6 +5,7 @@ test_hostile_clients.py."""
 import pytest
 
 from tests.e2e.conftest import PROTECTED
+from tests.e2e.errors import assert_error
 
 pytestmark = pytest.mark.e2e
 
@@ -12,8 +13,7 @@ pytestmark = pytest.mark.e2e
 @pytest.mark.parametrize("method, path", PROTECTED)
 def test_no_token_is_401(gateway, method, path):
     response = gateway.request(method, path, json={})
-    assert response.status_code == 401
-    assert response.json() == {"message": "Unauthorized"}
+    assert_error(response, 401, "Unauthorized")
 
 
 def test_a_valid_token_names_the_user(gateway, make_user):

@@ -8,6 +8,7 @@ import jwt
 import pytest
 
 from tests.e2e.conftest import ISSUER, PASSWORD, PROTECTED
+from tests.e2e.errors import assert_error
 
 pytestmark = pytest.mark.e2e
 
@@ -79,8 +80,7 @@ def body_for(method, path):
 def test_forged_identity_headers_without_a_token_are_401(gateway, state, method, path):
     before = state()
     response = gateway.request(method, path, json=body_for(method, path), headers=FORGED_IDENTITY)
-    assert response.status_code == 401
-    assert response.json() == {"message": "Unauthorized"}
+    assert_error(response, 401, "Unauthorized")
     assert state() == before
 
 
@@ -111,7 +111,7 @@ def test_forged_tokens_are_401_on_every_protected_route(gateway, jwt_secret, sta
 def test_a_token_signed_with_another_key_is_an_invalid_signature(gateway, jwt_secret):
     token = forged_tokens(jwt_secret)["wrong key"]
     response = gateway.get("/users/me", headers={"Authorization": f"Bearer {token}"})
-    assert (response.status_code, response.json()) == (401, {"message": "Invalid signature"})
+    assert_error(response, 401, "Invalid signature")
 
 
 @pytest.mark.parametrize("method, path", PROTECTED)
@@ -174,7 +174,7 @@ def test_hostile_order_fields_are_422(gateway, session_user, state, attack, make
     assert state() == before
 
 
-@pytest.mark.parametrize("attack", SQL_INJECTION + TRAVERSAL[:2])
+@pytest.mark.parametrize("attack", SQL_INJECTION + TRAVERSAL[:2] + ["1_000", " 5", "\u0662", "+2", "2.0"])
 @pytest.mark.parametrize("param", ["page", "per_page"])
 def test_hostile_query_parameters_are_422(gateway, attack, param):
     response = gateway.get("/products", params={param: attack})
@@ -200,7 +200,7 @@ def test_hostile_paths_are_404(gateway, session_user, path):
     "data, content_type, status",
     [
         (b"{not json", "application/json", 400),
-        (b"[" * 50_000 + b"]" * 50_000, "application/json", 400),
+        (b"[" * 30_000 + b"]" * 30_000, "application/json", 400),  # deeper than Python recurses, under 64 KiB
         (b'{"name": ' + b"9" * 5000 + b"}", "application/json", 400),
         (b"\xff\xfe\x00garbage", "application/json", 400),
         (b"name=Pen&price=1&quantity=1", "application/x-www-form-urlencoded", 415),
@@ -236,7 +236,9 @@ def test_unusable_names_are_422(gateway, session_user, state, name):
 
 @pytest.mark.parametrize(
     "fields",
-    [{"price": 1e308}, {"price": -0.01}, {"price": "12.345"}, {"quantity": 10**30}, {"quantity": -1}, {"quantity": True}],
+    [{"price": 1e308}, {"price": -0.01}, {"price": "12.345"}, {"quantity": 10**30}, {"quantity": -1}, {"quantity": True},
+     # Numbers are JSON numbers: int() and Decimal() would read each of these strings.
+     {"price": "12.34"}, {"price": "1_000"}, {"price": " 5 "}, {"quantity": "\u0661\u0662"}, {"quantity": "3"}],
 )
 def test_absurd_numbers_are_422(gateway, session_user, state, fields):
     before = state()

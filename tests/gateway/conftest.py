@@ -143,9 +143,15 @@ class EchoServer(ThreadingHTTPServer):
 
 @contextmanager
 def echo_server(service: str) -> Iterator[str]:
-    handler = type(f"{service}EchoHandler", (EchoHandler,), {"service": service})
+    with serving(type(f"{service}EchoHandler", (EchoHandler,), {"service": service}), f"echo-{service}") as address:
+        yield address
+
+
+@contextmanager
+def serving(handler: type[BaseHTTPRequestHandler], name: str) -> Iterator[str]:
+    """An HTTP upstream answering with `handler` on a free loopback port: its "host:port"."""
     server = EchoServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, name=f"echo-{service}", daemon=True)
+    thread = threading.Thread(target=server.serve_forever, name=name, daemon=True)
     thread.start()
     try:
         yield f"127.0.0.1:{server.server_address[1]}"

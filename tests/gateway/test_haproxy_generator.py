@@ -1,12 +1,14 @@
 """The HAProxy generator: its output for kong.yml is a valid HAProxy config, and
 whatever in kong.yml it can't translate is refused with a message naming it."""
+import re
 import subprocess
 
 import pytest
 
 from kong.errors import ConfigError
 from kong.haproxy import DEFAULT_METRICS_BIND, generate_haproxy_config
-from kong.model import KNOWN_POST_FUNCTION_LUA, CorrelationId, ResponseHeaders, SizeLimit, parse
+from kong.lua import KNOWN_POST_FUNCTION_LUA, KNOWN_PRE_FUNCTION_LUA
+from kong.model import CorrelationId, ResponseHeaders, SizeLimit, parse
 
 UPSTREAMS = {"users": "127.0.0.1:8101", "products": "127.0.0.1:8102", "orders": "127.0.0.1:8103"}
 
@@ -25,6 +27,10 @@ def jwt_config(config: dict, route_name: str) -> dict:
 
 def post_function(config: dict) -> dict:
     return global_plugin(config, "post-function")
+
+
+def pre_function(config: dict) -> dict:
+    return global_plugin(config, "pre-function")
 
 
 def global_plugin(config: dict, name: str) -> dict:
@@ -109,7 +115,8 @@ def test_kong_yml_global_plugins_are_all_translated(kong_config):
     gateway = parse(kong_config)
 
     assert gateway.correlation_id == CorrelationId("X-Request-ID", echo_downstream=True)
-    assert gateway.size_limit == SizeLimit(allowed_bytes=1048576, require_content_length=False)
+    assert gateway.size_limit == SizeLimit(allowed_bytes=65536, require_content_length=False)
+    assert gateway.bearer_contract and gateway.user_id_from_sub
     assert gateway.response_headers == ResponseHeaders(
         remove=("Server", "X-Powered-By"), add=(("X-Content-Type-Options", "nosniff"),)
     )
@@ -196,15 +203,70 @@ def test_a_service_named_like_a_rate_limit_table_is_refused(make_config):
         generate_haproxy_config(config, upstreams)
 
 
-def test_the_post_function_lua_is_recognised_whatever_its_indentation(make_config):
+@pytest.mark.parametrize("plugin, known", [("post-function", KNOWN_POST_FUNCTION_LUA), ("pre-function", KNOWN_PRE_FUNCTION_LUA)])
+def test_known_lua_is_recognised_whatever_its_indentation(make_config, plugin, known):
     config = make_config()
-    post_function(config)["config"]["access"] = ["\n".join(line.strip() for line in KNOWN_POST_FUNCTION_LUA.splitlines())]
+    global_plugin(config, plugin)["config"]["access"] = ["\n\n".join("\t" + line.strip() for line in known.splitlines())]
 
-    assert parse(config).user_id_from_sub
+    gateway = parse(config)
+
+    assert gateway.user_id_from_sub and gateway.bearer_contract
+
+
+def test_jwt_without_the_bearer_token_contract_is_refused(make_config):
+    # HAProxy reads JSON unlike Kong (the first of two equal keys, numbers in strings):
+    # without the contract, the two gateways would take different tokens.
+    config = make_config()
+    config["plugins"].remove(pre_function(config))
+
+    with pytest.raises(ConfigError, match="route 'users-me' has a jwt plugin.*bearer token contract"):
+        parse(config)
+
+
+def test_a_key_claim_the_contract_does_not_check_is_refused(make_config):
+    config = make_config()
+    jwt_config(config, "users-me")["key_claim_name"] = "kid"
+
+    with pytest.raises(ConfigError, match="key_claim_name 'kid' is not one of the claims"):
+        parse(config)
+
+
+def test_a_kong_yml_without_a_size_limit_is_refused(make_config):
+    config = make_config()
+    config["plugins"].remove(global_plugin(config, "request-size-limiting"))
+
+    with pytest.raises(ConfigError, match="needs a global request-size-limiting plugin"):
+        parse(config)
+
+
+@pytest.mark.parametrize("size, unit", [(1025, "kilobytes"), (2, "megabytes"), (1048577, "bytes")])
+def test_a_size_limit_haproxy_cant_hold_in_memory_is_refused(make_config, size, unit):
+    config = make_config()
+    plugin_config(config, "request-size-limiting").update(allowed_payload_size=size, size_unit=unit)
+
+    with pytest.raises(ConfigError, match="up to 1048576 bytes"):
+        parse(config)
+
+
+def test_the_buffer_holds_the_largest_request_the_limits_allow(kong_config):
+    text = generate_haproxy_config(kong_config, UPSTREAMS)
+
+    size = int(re.search(r"tune\.bufsize (\d+)", text)[1])
+    reserve = int(re.search(r"tune\.maxrewrite (\d+)", text)[1])
+    # 32 KiB of request line and headers, the 64 KiB body, HTX framing; and room
+    # for the headers the gateway adds, copies of an 8 KiB Host and path among them.
+    assert size - reserve >= 32768 + 65536 + 4096
+    assert reserve >= 2 * 8192 + 1024
 
 
 def change_lua(config):
     post_function(config)["config"]["access"][0] += 'kong.service.request.set_header("X-Admin", "1")\n'
+
+
+def change_pre_function(config):
+    # One space more inside a Lua pattern changes what it matches: not the known text.
+    lua = pre_function(config)["config"]["access"][0]
+    pre_function(config)["config"]["access"][0] = lua.replace("[Rr] +(.*)$", "[Rr]  +(.*)$")
 
 
 def add_route_post_function(config):
@@ -323,18 +385,20 @@ def drop_route(route_name, field):
             "services[0].url",
             "can't copy",
         ),
-        (change_lua, "plugins[0].config.access", "cannot translate this Lua"),
+        (change_lua, "plugins[1].config.access", "cannot translate this Lua"),
+        (change_pre_function, "plugins[0].config.access", "only the bearer token pre-function"),
         (
             lambda config: post_function(config)["config"].update(log=["kong.log('hi')"]),
-            "plugins[0].config.log",
+            "plugins[1].config.log",
             "outside the access phase",
         ),
+        (add_to_route("pre-function"), "services[0].routes[2].plugins[1]", "isn't global"),
         (add_route_post_function, "services[0].routes[2].plugins[1]", "isn't global"),
-        (old_post_function, "plugins[0].config.access", "cannot translate this Lua"),
+        (old_post_function, "plugins[1].config.access", "cannot translate this Lua"),
         # correlation-id
-        (drop_plugin_field("correlation-id", "generator"), "plugins[1].config.generator", "only uuid"),
-        (set_plugin("correlation-id", generator="tracker"), "plugins[1].config.generator", "only uuid"),
-        (set_plugin("correlation-id", header_name="X_Request_ID"), "plugins[1].config.header_name", "X_Request_ID"),
+        (drop_plugin_field("correlation-id", "generator"), "plugins[2].config.generator", "only uuid"),
+        (set_plugin("correlation-id", generator="tracker"), "plugins[2].config.generator", "only uuid"),
+        (set_plugin("correlation-id", header_name="X_Request_ID"), "plugins[2].config.header_name", "X_Request_ID"),
         (set_plugin("correlation-id", echo_downstream="yes"), "echo_downstream", "true or false"),
         (add_to_route("correlation-id"), "services[0].routes[2].plugins[1]", "isn't global"),
         # rate-limiting
@@ -351,7 +415,7 @@ def drop_route(route_name, field):
         (set_rate_limit(redis={"host": "redis"}), "(rate-limiting)", "field 'redis'"),
         (set_rate_limit(fault_tolerant="no"), "config.fault_tolerant", "true or false"),
         # request-size-limiting
-        (set_plugin("request-size-limiting", size_unit="gigabytes"), "plugins[2].config.size_unit", "gigabytes"),
+        (set_plugin("request-size-limiting", size_unit="gigabytes"), "plugins[3].config.size_unit", "gigabytes"),
         (set_plugin("request-size-limiting", allowed_payload_size=-1), "allowed_payload_size", "at least 0"),
         (set_plugin("request-size-limiting", allowed_payload_size="1"), "allowed_payload_size", "whole number"),
         (add_to_route("request-size-limiting"), "services[0].routes[2].plugins[1]", "isn't global"),
@@ -364,8 +428,8 @@ def drop_route(route_name, field):
         (set_plugin("response-transformer", remove={"headers": ["X_Powered_By"]}), "remove.headers[0]", "X_Powered"),
         (set_plugin("response-transformer", add={"headers": "X-A:1"}), "add.headers", "expected a list"),
         # prometheus
-        (set_plugin("prometheus", per_consumer=True), "plugins[4].config.per_consumer", "no consumers"),
-        (set_plugin("prometheus", ai_metrics=True), "plugins[4].config (prometheus)", "field 'ai_metrics'"),
+        (set_plugin("prometheus", per_consumer=True), "plugins[5].config.per_consumer", "no consumers"),
+        (set_plugin("prometheus", ai_metrics=True), "plugins[5].config (prometheus)", "field 'ai_metrics'"),
         (add_to_route("prometheus"), "services[0].routes[2].plugins[1]", "isn't global"),
         (set_credential(algorithm="RS256"), "consumers[0].jwt_secrets[0].algorithm", "only HMAC"),
         (set_credential(rsa_public_key="-----BEGIN PUBLIC KEY-----"), "consumers[0].jwt_secrets[0]", "rsa_public_key"),

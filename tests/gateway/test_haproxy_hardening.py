@@ -32,6 +32,7 @@ IDENTITY = {
     "X-Anonymous-Consumer": "false",
 }
 MIB = 1024 * 1024
+SIZE_LIMIT = 64 * 1024  # kong.yml's request-size-limiting
 TOO_LARGE = {"message": "Request size limit exceeded"}
 RATE_LIMITED = {"message": "API rate limit exceeded"}
 LIMIT = 60  # kong.yml's rate-limiting on users-token
@@ -180,12 +181,12 @@ def test_the_gateways_own_answers_are_hardened_too(gateway, method, path, kwargs
 
 
 def test_a_body_of_exactly_the_limit_passes(gateway):
-    response = call(gateway, "POST", "/register", data=b"x" * MIB)
+    response = call(gateway, "POST", "/register", data=b"x" * SIZE_LIMIT)
 
-    assert len(response.json()["body"]) == MIB
+    assert len(response.json()["body"]) == SIZE_LIMIT
 
 
-@pytest.mark.parametrize("size", [MIB + 1, 2 * MIB])
+@pytest.mark.parametrize("size", [SIZE_LIMIT + 1, 2 * MIB])
 def test_a_declared_body_over_the_limit_is_413(gateway, size):
     assert_json_error(call(gateway, "POST", "/register", data=b"x" * size), 413, TOO_LARGE)
 
@@ -210,19 +211,34 @@ def test_a_small_chunked_body_is_measured_and_passed_on_intact(gateway):
 @pytest.mark.parametrize(
     "body, headers",
     [
-        (lambda: chunks(2 * MIB, 64 * 1024), {}),  # each chunk announces more than HAProxy can hold
-        (lambda: chunks(20_000, 100), {}),  # small chunks, more of them than fit in the buffer
-        (lambda: chunks(5000, 1000), {"X-Padding": "p" * 10_000}),  # headers fill the buffer first
+        (lambda: chunks(SIZE_LIMIT, 100), {}),  # small chunks, many of them
+        (lambda: chunks(SIZE_LIMIT, SIZE_LIMIT), {}),  # one chunk of the limit
+        (lambda: chunks(SIZE_LIMIT, 1000), {f"X-Padding-{n}": "p" * 8000 for n in range(3)}),  # 24 kB of headers first
     ],
-    ids=["2-MiB", "20-kB-in-small-chunks", "small-body-after-big-headers"],
+    ids=["in-100-byte-chunks", "in-one-chunk", "after-24-kB-of-headers"],
 )
-def test_a_chunked_body_whose_end_haproxy_cant_see_is_413(gateway, body, headers):
-    # Kong would spool the last two to disk and let them through; HAProxy can't
-    # tell them from a body that goes on past the limit.
+def test_a_chunked_body_of_the_limit_is_measured_whole_and_passed_on(gateway, body, headers):
+    # Kong reads a chunked body whole and measures it; HAProxy's buffer holds the
+    # limit beside the largest headers allowed, so it measures the same.
+    response = call(gateway, "POST", "/register", data=body(), headers=headers)
+
+    assert len(response.json()["body"]) == SIZE_LIMIT
+
+
+@pytest.mark.parametrize(
+    "body, headers",
+    [
+        (lambda: chunks(2 * MIB, 64 * 1024), {}),
+        (lambda: chunks(SIZE_LIMIT + 1, 100), {}),
+        (lambda: chunks(SIZE_LIMIT + 1, 1000), {f"X-Padding-{n}": "p" * 8000 for n in range(3)}),
+    ],
+    ids=["2-MiB", "limit-plus-one-in-small-chunks", "limit-plus-one-after-24-kB-of-headers"],
+)
+def test_a_chunked_body_over_the_limit_is_413(gateway, body, headers):
     assert_json_error(call(gateway, "POST", "/register", data=body(), headers=headers), 413, TOO_LARGE)
 
 
-def test_a_limit_below_the_buffer_size_is_measured_on_chunked_bodies_too(start_gateway, make_config, echo_upstreams):
+def test_a_lower_limit_is_measured_on_chunked_bodies_too(start_gateway, make_config, echo_upstreams):
     config = make_config()
     plugin = next(plugin for plugin in config["plugins"] if plugin["name"] == "request-size-limiting")
     plugin["config"].update(allowed_payload_size=4, size_unit="kilobytes")

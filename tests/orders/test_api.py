@@ -94,6 +94,13 @@ def test_products_service_down_is_503(client, orders_app, closed_port):
         ({"items": [{"product_id": 1, "quantity": 0}]}, "items"),
         ({"items": [{"product_id": 1, "quantity": -2}]}, "items"),
         ({"items": [{"product_id": "1", "quantity": 1}]}, "items"),
+        # Numbers are JSON numbers: int() would read each of these strings.
+        ({"items": [{"product_id": "1_000", "quantity": 1}]}, "items"),
+        ({"items": [{"product_id": " 1 ", "quantity": 1}]}, "items"),
+        ({"items": [{"product_id": "\u0661", "quantity": 1}]}, "items"),
+        ({"items": [{"product_id": 1, "quantity": "2"}]}, "items"),
+        ({"items": [{"product_id": 1, "quantity": 2.0}]}, "items"),
+        ({"items": [{"product_id": True, "quantity": 1}]}, "items"),
         ({"items": [{"product_id": 2**64, "quantity": 1}]}, "items"),
         ({"items": [{"product_id": 1, "quantity": 1}, {"product_id": 1, "quantity": 2}]}, "items"),
         ({"items": [{"product_id": 1, "quantity": 1}], "user_id": 2}, "user_id"),
@@ -104,6 +111,18 @@ def test_invalid_orders_are_422(client, body, field, orders_app):
     assert response.status_code == 422
     assert field in response.get_json()["errors"]
     assert order_count(orders_app) == 0
+
+
+@pytest.mark.parametrize("query", ["page=1_000", "per_page=%20%205", "page=%D9%A1", "per_page=1e1"])
+def test_page_numbers_are_plain_ascii_digits(client, query):
+    response = client.get(f"/orders?{query}", headers=ANN)
+
+    assert response.status_code == 422
+    assert {"page", "per_page"} & set(response.get_json()["errors"])
+
+
+def test_an_order_id_in_digits_of_another_script_is_no_route(client):
+    assert client.get("/orders/\u0661", headers=ANN).status_code == 404
 
 
 def test_orders_are_private(client, make_product):

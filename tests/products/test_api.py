@@ -19,7 +19,7 @@ def test_prices_are_exact_two_decimal_numbers(client):
     response = client.post("/products", json={"name": "Pen", "price": 0.1, "quantity": 1}, headers=AUTH)
     # Raw JSON, not the parsed float: the wire must say 0.1, not "0.1" or 0.1000000000000000055.
     assert b'"price":0.1' in response.data
-    response = client.post("/products", json={"name": "Desk", "price": "1234567.89", "quantity": 1}, headers=AUTH)
+    response = client.post("/products", json={"name": "Desk", "price": 1234567.89, "quantity": 1}, headers=AUTH)
     assert b'"price":1234567.89' in response.data
 
 
@@ -40,9 +40,18 @@ def test_creating_needs_an_identity(client):
         ({"name": "Pen", "price": 1e30, "quantity": 1}, "price"),
         ({"name": "Pen", "price": "NaN", "quantity": 1}, "price"),
         ({"name": "Pen", "price": True, "quantity": 1}, "price"),
+        # Numbers are JSON numbers: Decimal() would read each of these strings.
+        ({"name": "Pen", "price": "12.34", "quantity": 1}, "price"),
+        ({"name": "Pen", "price": "1_000", "quantity": 1}, "price"),
+        ({"name": "Pen", "price": " 5 ", "quantity": 1}, "price"),
+        ({"name": "Pen", "price": "\u0661\u0662", "quantity": 1}, "price"),  # Arabic-Indic 12
+        ({"name": "Pen", "price": None, "quantity": 1}, "price"),
+        ({"name": "Pen", "price": [1], "quantity": 1}, "price"),
         ({"name": "Pen", "price": 1, "quantity": -1}, "quantity"),
         ({"name": "Pen", "price": 1, "quantity": 1.5}, "quantity"),
         ({"name": "Pen", "price": 1, "quantity": "3"}, "quantity"),
+        ({"name": "Pen", "price": 1, "quantity": "1_000"}, "quantity"),
+        ({"name": "Pen", "price": 1, "quantity": "\u0663"}, "quantity"),
         ({"name": "Pen", "price": 1, "quantity": 2**31}, "quantity"),
         ({"name": "Pen", "price": 1, "quantity": 1, "id": 9}, "id"),
         ({"name": "Pen\u0000", "price": 1, "quantity": 1}, "name"),
@@ -67,7 +76,10 @@ def test_listing_is_paginated(client, make_product):
     assert client.get("/products?per_page=1000").status_code == 422
 
 
-@pytest.mark.parametrize("path", ["/products/999", "/products/abc", f"/products/{2**64}", "/products/0"])
+@pytest.mark.parametrize(
+    "path",
+    ["/products/999", "/products/abc", f"/products/{2**64}", "/products/0", "/products/-1", "/products/1.0"],
+)
 def test_missing_products_are_404(client, path):
     response = client.get(path)
     assert response.status_code == 404
@@ -85,3 +97,33 @@ def test_unknown_query_parameters_are_422(client):
     response = client.get("/products?per_pag=5")
     assert response.status_code == 422
     assert "per_pag" in response.get_json()["errors"]
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["page=1_000", "page=%20 2", "page=2%20", "page=+2", "page=-1", "page=2.0", "page=0x2", "page=",
+     "page=%D9%A2", "per_page=%EF%BC%92", "page=" + "9" * 20],
+    ids=["underscore", "leading-space", "trailing-space", "plus", "negative", "fraction", "hex", "empty",
+         "arabic-indic-2", "fullwidth-2", "20-digits"],
+)
+def test_page_numbers_are_plain_ascii_digits(client, make_product, query):
+    make_product()
+    response = client.get(f"/products?{query}")
+
+    assert response.status_code == 422, response.get_json()
+    assert {"page", "per_page"} & set(response.get_json()["errors"])
+
+
+def test_page_numbers_with_leading_zeros_are_still_numbers(client, make_product):
+    make_product()
+
+    assert client.get("/products?page=01&per_page=005").get_json()["per_page"] == 5
+
+
+def test_an_id_in_digits_of_another_script_is_no_route(client, make_product):
+    product_id = make_product()
+    assert product_id < 10  # a fresh table: the id has one digit, which has an Arabic-Indic twin
+    arabic_indic = chr(0x0660 + product_id)
+
+    assert client.get(f"/products/{product_id}").status_code == 200
+    assert client.get(f"/products/{arabic_indic}").status_code == 404
