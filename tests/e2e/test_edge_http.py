@@ -15,10 +15,12 @@ import time
 import uuid
 
 import pytest
+import requests
 
 from tests.e2e.conftest import GATEWAY_URL, KONG, PASSWORD
 from tests.e2e.errors import assert_error
 from tests.rawhttp import address, exchange, read_response
+from tests.support import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -229,9 +231,24 @@ def test_what_haproxy_cant_parse_gets_its_own_html_400(gateway, gateway_kind, re
 
 
 @pytest.fixture
-def products_stopped(stack):
+def products_stopped(stack, gateway):
+    """products down, and the gateway aware of it: its upstream fails at once.
+
+    The wait matters on the container rig: there the stand-in re-resolves
+    `products` through the network's DNS, and a request caught while the name
+    disappears (the server going into maintenance in mid-connect) is closed with
+    no response at all. Once the name is gone it answers as below."""
     stack.stop("products")
+
+    def gateway_answers_an_error():
+        """GET /products through the gateway answers with a server error"""
+        try:
+            return gateway.get("/products", headers={"Accept": "application/json"}).status_code >= 500
+        except requests.ConnectionError:
+            return False
+
     try:
+        eventually(gateway_answers_an_error, deadline=30, interval=0.5)
         yield
     finally:
         stack.start("products")
