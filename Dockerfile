@@ -61,5 +61,5 @@ ENV SERVICE=${SERVICE} \
     BIND=0.0.0.0:8000
 USER 10001:10001
 EXPOSE 8000
-# common.gunicorn_conf serves $SERVICE's app.
-CMD ["gunicorn", "-c", "python:common.gunicorn_conf"]
+# common.http.gunicorn_conf serves $SERVICE's app.
+CMD ["gunicorn", "-c", "python:common.http.gunicorn_conf"]

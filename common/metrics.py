@@ -2,7 +2,7 @@
 
 Web services serve /metrics on their own (internal) address: the gateway has no
 route to it. Gunicorn runs several worker processes, so their counts are kept in
-PROMETHEUS_MULTIPROC_DIR (set by common.gunicorn_conf) and summed on scrape.
+PROMETHEUS_MULTIPROC_DIR (set by common.http.gunicorn_conf) and summed on scrape.
 Workers and relays are single processes and serve their metrics on METRICS_PORT.
 """
 import logging
@@ -40,6 +40,12 @@ EVENTS_CONSUMED = Counter(
 EVENTS_RETRIED = Counter(
     "shop_events_retried_in_place_total", "Handling retried in place while a dependency was down", ["queue"]
 )
+CONSUMER_BATCH = Histogram(
+    "shop_consumer_batch_events",
+    "Events a worker handled in one transaction",
+    ["queue"],
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500),
+)
 
 
 def exposition() -> tuple[bytes, str]:
@@ -51,12 +57,10 @@ def exposition() -> tuple[bytes, str]:
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
 
 
-def serve(collectors=()) -> None:
-    """For single-process loops: serve /metrics on METRICS_PORT, if set."""
+def serve(settings, collectors=()) -> None:
+    """For single-process loops: serve /metrics on the settings' metrics port, if one is set."""
     for collector in collectors:
         REGISTRY.register(collector)
-    port = os.environ.get("METRICS_PORT")
-    if port:
-        address = os.environ.get("METRICS_ADDR", "127.0.0.1")
-        start_http_server(int(port), addr=address)
-        log.info("metrics on http://%s:%s/metrics", address, port)
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port, addr=settings.metrics_addr)
+        log.info("metrics on http://%s:%s/metrics", settings.metrics_addr, settings.metrics_port)

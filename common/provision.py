@@ -12,20 +12,13 @@ run its own migrations and nothing else.
 The native stack calls it before migrating; under docker compose a one-shot
 container runs it before any service starts.
 """
-import os
 import sys
 from urllib.parse import unquote, urlsplit
 
 import psycopg2
 from psycopg2 import sql
 
-SERVICES = ("users", "products", "orders")
-DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
-
-
-def database_url(service: str) -> str:
-    """The service's own database (natively: a role and database named after it, no password)."""
-    return os.environ.get(f"{service.upper()}_DATABASE_URL", f"postgresql+psycopg2://{service}@127.0.0.1:5432/{service}")
+from common.settings import SERVICES, admin_database_url, service_database_url
 
 
 def provision(admin_url: str, database_urls: dict[str, str]) -> list[str]:
@@ -58,9 +51,8 @@ def provision(admin_url: str, database_urls: dict[str, str]) -> list[str]:
 
 
 def main() -> int:
-    admin_url = os.environ.get("PG_ADMIN_URL", DEFAULT_ADMIN_URL)
     try:
-        created = provision(admin_url, {service: database_url(service) for service in SERVICES})
+        created = provision(admin_database_url(), {service: service_database_url(service) for service in SERVICES})
     except psycopg2.Error as exc:  # unreachable, or refused: say so in one line, no trace
         print(f"provisioning the databases failed: {str(exc).strip()}", file=sys.stderr)
         return 1

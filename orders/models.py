@@ -4,14 +4,11 @@ from decimal import Decimal
 from sqlalchemy import BigInteger, CheckConstraint, DateTime, ForeignKey, Identity, Integer, Numeric, String, Text, func
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from common.db import make_db
-from common.idempotency import ProcessedEventMixin
-from common.outbox import OutboxMixin
+from common.database import make_db
+from common.messaging.idempotency import ProcessedEventMixin
+from common.messaging.outbox import OutboxMixin
 
-# Objects keep what they held at commit instead of being re-read: POST /orders
-# answers with the order as created (PENDING), even when the saga has settled it
-# in the milliseconds since.
-db = make_db(expire_on_commit=False)
+db = make_db()
 
 # An order is PENDING until products-worker has tried to reserve its stock, then
 # CONFIRMED or REJECTED for good.
@@ -21,8 +18,6 @@ PENDING, CONFIRMED, REJECTED = "PENDING", "CONFIRMED", "REJECTED"
 class Order(db.Model):
     __tablename__ = "orders"
     __table_args__ = (CheckConstraint(f"status IN ('{PENDING}', '{CONFIRMED}', '{REJECTED}')", name="status_known"),)
-    # created_at comes back from the INSERT (RETURNING), so nothing needs re-reading.
-    __mapper_args__ = {"eager_defaults": True}
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     # The gateway-verified caller; every read filters on it.

@@ -1,44 +1,61 @@
-"""Placing an order: check the catalog, price it, store it with its OrderCreated event."""
+"""Placing an order: check the catalog, price it, store it with its OrderCreated event.
+
+Domain code: it raises what went wrong (UnknownProduct, OutOfStock, or
+CatalogUnavailable from the catalog) and the routes say it in HTTP.
+"""
+from decimal import Decimal
+
 from flask import current_app
-from flask_smorest import abort
+from sqlalchemy import insert
 
-from common import outbox, queues
-from common.events import new_event
-from orders.catalog import CatalogUnavailable
-from orders.models import Order, OrderItem, OutboxMessage, db
+from common.messaging import contracts, outbox
+from orders.models import PENDING, Order, OrderItem, OutboxMessage, db
 
 
-def place(user_id: int, lines: list[dict]) -> Order:
-    catalog = current_app.extensions["catalog"]
-    items = []
-    for line in lines:
-        try:
-            product = catalog.get(line["product_id"])
-        except CatalogUnavailable:
-            abort(503, message="The products service is unavailable; try again shortly.")
-        if product is None:
-            abort(422, message=f"Product {line['product_id']} does not exist.")
-        if product.quantity < line["quantity"]:
-            abort(
-                409,
-                message=f"Not enough stock for product {product.id}: "
-                f"{product.quantity} left, {line['quantity']} requested.",
+class UnknownProduct(Exception):
+    def __init__(self, product_ids: list[int]):
+        self.product_ids = product_ids
+        super().__init__(" ".join(f"Product {product_id} does not exist." for product_id in product_ids))
+
+
+class OutOfStock(Exception):
+    def __init__(self, shortages: list[tuple[int, int, int]]):
+        """shortages: (product id, left, requested)"""
+        self.shortages = shortages
+        super().__init__(
+            " ".join(
+                f"Not enough stock for product {product_id}: {left} left, {requested} requested."
+                for product_id, left, requested in shortages
             )
-        items.append(OrderItem(product_id=product.id, quantity=line["quantity"], unit_price=product.price))
+        )
 
-    order = Order(user_id=user_id, items=items, total=sum(item.unit_price * item.quantity for item in items))
-    db.session.add(order)
-    db.session.flush()  # assigns the order id the event carries
+
+def place(user_id: int, lines: list[dict]) -> dict:
+    """The order as created (PENDING): stored, with its event, in one transaction."""
+    wanted = {line["product_id"]: line["quantity"] for line in lines}
+    products = current_app.extensions["catalog"].lookup(list(wanted))
+    missing = [product_id for product_id in wanted if product_id not in products]
+    if missing:
+        raise UnknownProduct(missing)
+    short = [(pid, products[pid].quantity, qty) for pid, qty in wanted.items() if products[pid].quantity < qty]
+    if short:
+        raise OutOfStock(short)
+
+    items = [{"product_id": pid, "quantity": qty, "unit_price": products[pid].price} for pid, qty in wanted.items()]
+    total = sum((item["unit_price"] * item["quantity"] for item in items), Decimal("0"))
+    # Set-based: one INSERT … RETURNING for the order, one for its lines, one for
+    # its event, then the commit; no objects to track for a row written once.
+    order_id, created_at = db.session.execute(
+        insert(Order.__table__).values(user_id=user_id, status=PENDING, total=total).returning(
+            Order.__table__.c.id, Order.__table__.c.created_at
+        )
+    ).one()
+    db.session.execute(insert(OrderItem.__table__), [{"order_id": order_id, **item} for item in items])
     # The event commits with the order or not at all; orders-relay publishes it.
-    outbox.enqueue(
-        db.session,
-        OutboxMessage,
-        new_event(
-            queues.ORDER_CREATED,
-            order_id=order.id,
-            user_id=user_id,
-            items=[{"product_id": item.product_id, "quantity": item.quantity} for item in items],
-        ),
+    event = contracts.ORDER_CREATED.new(
+        order_id=order_id, user_id=user_id, items=[{"product_id": pid, "quantity": qty} for pid, qty in wanted.items()]
     )
+    outbox.add(db.session, OutboxMessage, [outbox.message(event)])
     db.session.commit()
-    return order
+    return {"id": order_id, "status": PENDING, "reason": None, "total": total, "items": items,
+            "created_at": created_at, "settled_at": None}

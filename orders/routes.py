@@ -1,9 +1,10 @@
 from flask_smorest import abort
 
-from common.app import PROTECTED, Blueprint
-from common.identity import current_user_id
-from common.pagination import PageArgsSchema, page_schema, paginate
+from common.http.app import PROTECTED, Blueprint
+from common.http.identity import current_user_id
+from common.http.pagination import PageArgsSchema, page_schema, paginate
 from orders import placing
+from orders.catalog import CatalogUnavailable
 from orders.models import Order, db
 from orders.schemas import NewOrderSchema, OrderSchema
 
@@ -18,7 +19,14 @@ blp = Blueprint("orders", __name__, description="Placing and reading the caller'
 @blp.alt_response(503, description="The products service is unavailable")
 @blp.doc(**PROTECTED)
 def place_order(new_order):
-    return placing.place(current_user_id(), new_order["items"])
+    try:
+        return placing.place(current_user_id(), new_order["items"])
+    except placing.UnknownProduct as exc:
+        abort(422, message=str(exc))
+    except placing.OutOfStock as exc:
+        abort(409, message=str(exc))
+    except CatalogUnavailable:
+        abort(503, message="The products service is unavailable; try again shortly.", headers={"Retry-After": "2"})
 
 
 @blp.get("/orders")

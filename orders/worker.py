@@ -1,23 +1,32 @@
 """orders-worker: settles each order with the inventory outcome.
 
-`python -m orders.worker`; with --healthcheck, exits 0 while its loop is alive.
+`python -m orders.worker`; with --healthcheck it exits 0 while its loop is alive.
 """
 import sys
 
-from common import queues
-from common.daemon import run_process
-from common.events import inventory_result_schema
-from common.worker import load_event, serve_worker
+from common.messaging import contracts, topology
+from common.messaging.consumer import EventConsumer, consumer_for, serve_consumer
+from common.messaging.process import run_process
 from orders import create_app, settlement
+from orders.models import OutboxMessage, ProcessedEvent
 
 
-def handle_inventory_result(body: dict) -> None:
-    settlement.settle(load_event(inventory_result_schema, body))
+def consumer(app, heartbeat_path: str | None = None) -> EventConsumer:
+    return consumer_for(
+        app,
+        topology.ORDERS_INVENTORY_RESULTS,
+        {contracts.INVENTORY_RESERVED: settlement.settle, contracts.INVENTORY_REJECTED: settlement.settle},
+        lock=settlement.lock_orders,
+        processed=ProcessedEvent,
+        outbox_model=OutboxMessage,
+        heartbeat_path=heartbeat_path,
+    )
 
 
 def serve(heartbeat_path: str) -> None:
-    serve_worker(create_app(), queues.ORDERS_INVENTORY_RESULTS, handle_inventory_result, heartbeat_path)
+    app = create_app()
+    serve_consumer(app, consumer(app, heartbeat_path))
 
 
 if __name__ == "__main__":
-    sys.exit(run_process("orders.worker", __doc__.splitlines()[0], serve))
+    sys.exit(run_process("orders.worker", __doc__, serve))

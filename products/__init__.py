@@ -3,12 +3,13 @@ import os
 
 from flask import Flask
 
-from common.app import build_app
-from common.config import service_config
+from common.http.app import build_app
+from common.settings import Settings
+from products.internal import internal
 from products.models import db
 from products.routes import blp
 
 
 def create_app(test_config: dict | None = None) -> Flask:
-    config = service_config("products") if test_config is None else test_config
-    return build_app("products", config, db, [blp], os.path.dirname(__file__))
+    config = Settings.from_env("products").flask_config() if test_config is None else test_config
+    return build_app("products", config, db, [blp], os.path.dirname(__file__), internal=[internal])

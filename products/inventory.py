@@ -1,9 +1,26 @@
-"""Taking stock for an order: all lines or none, under row locks."""
+"""Taking stock for an order: all lines or none, under row locks.
+
+products-worker calls these inside the transaction its consumer owns
+(common/messaging/consumer.py): they read and change rows, and return the
+events to announce; the consumer commits and acks.
+"""
+import logging
 from dataclasses import asdict, dataclass
 
-from common import queues
-from common.events import new_event
+from sqlalchemy import bindparam, select, update
+
+from common.messaging import contracts
 from products.models import Product, db
+
+log = logging.getLogger(__name__)
+
+_products = Product.__table__
+# One statement, run once per line: the lines' rows are locked already.
+_TAKE = (
+    update(_products)
+    .where(_products.c.id == bindparam("product_id"))
+    .values(quantity=_products.c.quantity - bindparam("wanted"))
+)
 
 
 @dataclass(frozen=True)
@@ -16,43 +33,42 @@ class Shortage:
         return f"product {self.product_id}: {self.available} left, {self.requested} requested"
 
 
-def reserve(lines: dict[int, int]) -> list[Shortage]:
-    """Take stock for every line (product id → quantity) in the caller's transaction.
+def lock_products(events: list[dict]) -> None:
+    """Lock every product a batch of OrderCreated events touches, in id order.
 
-    Either every line has enough stock and all are decremented, or nothing
-    changes and the shortages are returned.
+    Two workers' batches touching the same products then queue up behind each
+    other instead of deadlocking, whatever order their events came in.
     """
-    # Lock in id order: two orders touching the same products then queue up behind
-    # each other instead of deadlocking. populate_existing: a product already in the
-    # session must be refreshed with the locked row, not served from memory.
-    products = {
-        product.id: product
-        for product in db.session.scalars(
-            db.select(Product)
-            .where(Product.id.in_(lines))
-            .order_by(Product.id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
-    }
-    shortages = [
-        Shortage(product_id, wanted, products[product_id].quantity if product_id in products else 0)
-        for product_id, wanted in sorted(lines.items())
-        if product_id not in products or products[product_id].quantity < wanted
-    ]
-    if not shortages:
-        for product_id, wanted in lines.items():
-            products[product_id].quantity -= wanted
-    return shortages
+    ids = sorted({line["product_id"] for event in events for line in event["items"]})
+    db.session.execute(select(_products.c.id).where(_products.c.id.in_(ids)).order_by(_products.c.id).with_for_update())
 
 
-def outcome_event(order_id: int, shortages: list[Shortage]) -> dict:
-    """The event that tells orders how its order went."""
-    if not shortages:
-        return new_event(queues.INVENTORY_RESERVED, order_id=order_id)
-    return new_event(
-        queues.INVENTORY_REJECTED,
-        order_id=order_id,
-        reason="Not enough stock for " + "; ".join(map(str, shortages)) + ".",
-        shortages=[asdict(shortage) for shortage in shortages],
+def reserve_stock(event: dict) -> list[dict]:
+    """OrderCreated → the stock of every line taken and InventoryReserved, or
+    nothing taken and InventoryRejected with the shortages."""
+    lines = {line["product_id"]: line["quantity"] for line in event["items"]}
+    stock = dict(
+        db.session.execute(
+            # FOR UPDATE again: cheap where lock_products locked them, and what
+            # makes this safe where it didn't.
+            select(_products.c.id, _products.c.quantity).where(_products.c.id.in_(lines)).with_for_update()
+        ).all()
     )
+    shortages = [
+        Shortage(product_id, wanted, stock.get(product_id, 0))
+        for product_id, wanted in sorted(lines.items())
+        if stock.get(product_id, 0) < wanted
+    ]
+    order_id = event["order_id"]
+    if shortages:
+        log.info("order %s rejected: %s", order_id, "; ".join(map(str, shortages)))
+        return [
+            contracts.INVENTORY_REJECTED.new(
+                order_id=order_id,
+                reason="Not enough stock for " + "; ".join(map(str, shortages)) + ".",
+                shortages=[asdict(shortage) for shortage in shortages],
+            )
+        ]
+    db.session.execute(_TAKE, [{"product_id": pid, "wanted": wanted} for pid, wanted in lines.items()])
+    log.info("order %s: stock reserved", order_id)
+    return [contracts.INVENTORY_RESERVED.new(order_id=order_id)]

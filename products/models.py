@@ -4,9 +4,9 @@ from decimal import Decimal
 from sqlalchemy import BigInteger, CheckConstraint, DateTime, Identity, Integer, Numeric, String, func
 from sqlalchemy.orm import Mapped, mapped_column
 
-from common.db import make_db
-from common.idempotency import ProcessedEventMixin
-from common.outbox import OutboxMixin
+from common.database import make_db
+from common.messaging.idempotency import ProcessedEventMixin
+from common.messaging.outbox import OutboxMixin
 
 db = make_db()
 

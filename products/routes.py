@@ -1,6 +1,6 @@
-from common.app import PROTECTED, Blueprint
-from common.identity import current_user_id
-from common.pagination import PageArgsSchema, page_schema, paginate
+from common.http.app import PROTECTED, Blueprint
+from common.http.identity import current_user_id
+from common.http.pagination import PageArgsSchema, page_schema, paginate
 from products.models import Product, db
 from products.schemas import ProductSchema
 

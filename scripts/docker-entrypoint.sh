@@ -8,12 +8,12 @@
 set -eu
 
 if [ "${MIGRATE:-0}" = "1" ]; then
-    : "${SERVICE:?SERVICE must name the Flask app (users, products or orders) when MIGRATE=1}"
+    : "${SERVICE:?SERVICE must name the service (users, products or orders) when MIGRATE=1}"
     # Compose starts us only once PostgreSQL is healthy; the retries cover a
     # connection that still fails right after that, instead of a restart loop.
     attempts=${MIGRATE_ATTEMPTS:-5}
     n=1
-    until flask --app "$SERVICE" db upgrade; do
+    until python -m common.migrate "$SERVICE"; do
         if [ "$n" -ge "$attempts" ]; then
             echo "docker-entrypoint: migrating $SERVICE failed $n times, giving up" >&2
             exit 1

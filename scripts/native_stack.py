@@ -25,9 +25,17 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import envfile  # scripts/ is on sys.path: this file runs as a script
-from common.daemon import readiness
+from common.messaging.process import readiness
 from common import provision
-from common.provision import database_url
+from common.settings import (
+    LOCAL_METRICS_PORTS,
+    LOCAL_PORTS,
+    PRODUCTS_INTERNAL_PORT,
+    SERVICES,
+    Settings,
+    admin_database_url,
+    service_database_url,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 VAR = ROOT / "var"
@@ -35,9 +43,8 @@ LOGS = VAR / "log"
 RUN = VAR / "run"
 BIN = Path(sys.executable).parent
 
-SERVICES = {"users": 8101, "products": 8102, "orders": 8103}
-# Background processes, each with its /metrics port (loopback only).
-BACKGROUND = {("products", "worker"): 9201, ("products", "relay"): 9202, ("orders", "worker"): 9203, ("orders", "relay"): 9204}
+# Background processes, by the service whose code and database they use.
+BACKGROUND = [("products", "worker"), ("products", "relay"), ("orders", "worker"), ("orders", "relay")]
 UP_DEADLINE = 30.0
 STOP_DEADLINE = 15.0
 
@@ -74,35 +81,32 @@ def gateway_url() -> str:
 def processes(secrets_env: dict) -> list[Proc]:
     """Every process of the stack. `secrets_env` matters only for starting them
     (stop, status and logs pass {})."""
-    common = {
-        "AMQP_URL": os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//"),
-        "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO"),
-    }
+    # Each process inherits this environment and reads what it needs with
+    # common.settings, whose defaults are this stack's; only what differs is set.
     service_env = {
         "users": {"JWT_SECRET": secrets_env.get("JWT_SECRET", "")},
-        "products": {},
-        "orders": {"PRODUCTS_URL": f"http://127.0.0.1:{SERVICES['products']}"},
+        "products": {"INTERNAL_BIND": f"127.0.0.1:{PRODUCTS_INTERNAL_PORT}"},  # where orders asks
+        "orders": {},
     }
     procs = [
         Proc(
             name,
-            [str(BIN / "gunicorn"), "-c", "python:common.gunicorn_conf"],
-            {**common, **service_env[name], "SERVICE": name, "DATABASE_URL": database_url(name),
-             "BIND": f"127.0.0.1:{port}"},
+            [str(BIN / "gunicorn"), "-c", "python:common.http.gunicorn_conf"],
+            {**service_env[name], "SERVICE": name, "DATABASE_URL": service_database_url(name), "BIND": f"127.0.0.1:{port}"},
             health_url=f"http://127.0.0.1:{port}/readyz",
         )
-        for name, port in SERVICES.items()
+        for name, port in LOCAL_PORTS.items()
     ]
     # Background processes: an event worker and an outbox relay per service that has them.
-    for (service, role), metrics_port in BACKGROUND.items():
+    for service, role in BACKGROUND:
         name = f"{service}-{role}"
         heartbeat = RUN / f"{name}.alive"
         procs.append(
             Proc(
                 name,
                 [sys.executable, "-m", f"{service}.{role}"],
-                {**common, "SERVICE": service, "DATABASE_URL": database_url(service), "HEARTBEAT_FILE": str(heartbeat),
-                 "METRICS_PORT": str(metrics_port)},
+                {"SERVICE": service, "DATABASE_URL": service_database_url(service), "HEARTBEAT_FILE": str(heartbeat),
+                 "METRICS_PORT": str(LOCAL_METRICS_PORTS[name])},
                 heartbeat=heartbeat,
             )
         )
@@ -119,8 +123,7 @@ def provision_databases() -> None:
     """A login role and a database per service (common/provision.py)."""
     try:
         created = provision.provision(
-            os.environ.get("PG_ADMIN_URL", provision.DEFAULT_ADMIN_URL),
-            {service: database_url(service) for service in SERVICES},
+            admin_database_url(), {service: service_database_url(service) for service in SERVICES}
         )
     except provision.psycopg2.Error as exc:
         sys.exit(f"provisioning the databases failed (is PostgreSQL up? PG_ADMIN_URL?): {str(exc).strip()}")
@@ -128,13 +131,12 @@ def provision_databases() -> None:
         print(f"created database {database}")
 
 
-def migrate(secrets_env: dict) -> None:
+def migrate() -> None:
     for service in SERVICES:
-        # FLASK_SKIP_DOTENV: .env holds the stack's secrets, not Flask settings.
-        env = {**os.environ, **secrets_env, "DATABASE_URL": database_url(service), "FLASK_SKIP_DOTENV": "1"}
+        # Needs the service's database only (common/migrate.py): no secret.
         result = subprocess.run(
-            [str(BIN / "flask"), "--app", service, "db", "upgrade"],
-            cwd=ROOT, env=env, capture_output=True, text=True,
+            [sys.executable, "-m", "common.migrate", service],
+            cwd=ROOT, env={**os.environ, "DATABASE_URL": service_database_url(service)}, capture_output=True, text=True,
         )
         (LOGS / "migrate.log").open("a").write(result.stdout + result.stderr)
         if result.returncode != 0:
@@ -145,7 +147,7 @@ def write_gateway_config(secrets_env: dict) -> bool:
     """Generate var/haproxy.cfg from kong.yml; True if it changed."""
     target = VAR / "haproxy.cfg"
     before = target.read_bytes() if target.exists() else b""
-    upstreams = [f"--upstream={name}=127.0.0.1:{port}" for name, port in SERVICES.items()]
+    upstreams = [f"--upstream={name}=127.0.0.1:{port}" for name, port in LOCAL_PORTS.items()]
     result = subprocess.run(
         [sys.executable, "-m", "kong", "haproxy", "--config", str(ROOT / "kong.yml"),
          "--out", str(target), "--bind", gateway_bind(), *upstreams],
@@ -259,7 +261,7 @@ def up(_args) -> int:
         folder.mkdir(parents=True, exist_ok=True)
     secrets_env = envfile.load()
     provision_databases()
-    migrate(secrets_env)
+    migrate()
     gateway_changed = write_gateway_config(secrets_env)
 
     procs = processes(secrets_env)
@@ -274,7 +276,7 @@ def up(_args) -> int:
 
     print(f"native stack up in {time.monotonic() - started_at:.1f}s")
     print(f"  gateway (HAProxy from kong.yml)  {gateway_url()}")
-    for name, port in SERVICES.items():
+    for name, port in LOCAL_PORTS.items():
         print(f"  {name:<32} http://127.0.0.1:{port}  (loopback only; OpenAPI at /openapi.json)")
     print(f"  logs                             {LOGS.relative_to(ROOT)}/  (scripts/stack logs)")
     return 0
@@ -330,12 +332,12 @@ def print_queues() -> None:
     from kombu import Connection
     from kombu.exceptions import KombuError
 
-    from common import queues
+    from common.messaging import topology
 
     print(f"{'queue':<28} {'ready':>7} {'consumers':>9}")
     try:
-        with Connection(os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//"), connect_timeout=2) as conn:
-            for queue in queues.DECLARED_QUEUES:
+        with Connection(Settings.from_env("products").amqp_url, connect_timeout=2) as conn:
+            for queue in topology.DECLARED_QUEUES:
                 declared = queue(conn.default_channel).queue_declare(passive=True)
                 print(f"{queue.name:<28} {declared.message_count:>7} {declared.consumer_count:>9}")
     except (KombuError, AMQPError, OSError) as exc:  # broker away, or a queue not declared yet
@@ -347,7 +349,7 @@ def print_outboxes() -> None:
 
     print(f"{'outbox':<28} {'unsent':>7} {'oldest':>9}")
     for service in ("products", "orders"):
-        url = database_url(service).replace("postgresql+psycopg2://", "postgresql://")
+        url = service_database_url(service).replace("postgresql+psycopg2://", "postgresql://")
         try:
             with psycopg2.connect(url, connect_timeout=2) as connection, connection.cursor() as cursor:
                 cursor.execute(

@@ -1,6 +1,7 @@
 """Fixtures shared by the service tests: a real, migrated PostgreSQL database per
 service and a RabbitMQ virtual host of their own, so tests never touch the data or
 queues of a running stack."""
+import dataclasses
 import socket
 import subprocess
 import threading
@@ -10,22 +11,22 @@ import pytest
 from kombu import Connection
 from werkzeug.serving import make_server
 
-from common import queues
-from common.events import Publisher
+from common.messaging import topology
+from common.messaging.publisher import Outgoing, Publisher
 from orders import create_app as create_orders_app
 from orders.models import db as orders_db
 from products import create_app as create_products_app
 from products.models import Product
 from products.models import db as products_db
-from tests.support import config_for, empty_tables, fresh_database, migrated_app
+from tests.support import NAMESPACE, config_for, empty_tables, fresh_database, migrated_app, test_database
 
 PG_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
-TEST_VHOST = "shop_test"
+TEST_VHOST = f"shop_{NAMESPACE}"
 
 
 def pytest_addoption(parser):
     parser.addoption("--pg-url", default=PG_URL, help="a PostgreSQL superuser URL for the test databases")
-    parser.addoption("--amqp-url", default=None, help="a RabbitMQ URL for a test vhost (default: create shop_test)")
+    parser.addoption("--amqp-url", default=None, help=f"a RabbitMQ URL for a test vhost (default: create {TEST_VHOST})")
 
 
 @pytest.fixture(scope="session")
@@ -52,19 +53,19 @@ def amqp_url(request):
 def broker(amqp_url):
     """A connection to the test vhost, every queue declared and empty before and after."""
     with Connection(amqp_url) as connection:
-        for queue in queues.DECLARED_QUEUES:
+        for queue in topology.DECLARED_QUEUES:
             queue(connection.default_channel).declare()
             queue(connection.default_channel).purge()
         yield connection
-        for queue in queues.DECLARED_QUEUES:
+        for queue in topology.DECLARED_QUEUES:
             queue(connection.default_channel).purge()
 
 
 @pytest.fixture
 def publish(amqp_url, broker):
-    """Publish an event as a relay would: persistent JSON, confirmed, routed by its type."""
+    """Publish events as a relay would: persistent JSON, confirmed, routed by their type."""
     publisher = Publisher(amqp_url)
-    yield lambda event: publisher.publish(event, event["type"])
+    yield lambda *events: publisher.publish([Outgoing(event, event["type"]) for event in events])
     publisher.close()
 
 
@@ -73,7 +74,9 @@ def publish(amqp_url, broker):
 
 @pytest.fixture(scope="session")
 def products_app(pg_url, amqp_url):
-    return migrated_app(create_products_app, config_for("products", fresh_database(pg_url, "products_test"), amqp_url))
+    return migrated_app(
+        create_products_app, config_for("products", fresh_database(pg_url, test_database("products")), amqp_url)
+    )
 
 
 @pytest.fixture
@@ -111,18 +114,23 @@ def stock_of(products_app):
 
 @pytest.fixture(scope="session")
 def products_url(products_app):
-    """The real products app on a real socket, as orders reaches it in production."""
+    """The real products app on a real socket, as orders reaches it in production:
+    that socket is its internal listener (the test client is its public one)."""
     server = make_server("127.0.0.1", 0, products_app, threaded=True)
+    settings = products_app.config["SETTINGS"]
+    products_app.config["SETTINGS"] = dataclasses.replace(settings, internal_bind=f"127.0.0.1:{server.server_port}")
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
+    products_app.config["SETTINGS"] = settings
 
 
 @pytest.fixture(scope="session")
 def orders_app(pg_url, amqp_url, products_url):
     config = config_for(
-        "orders", fresh_database(pg_url, "orders_test"), amqp_url, PRODUCTS_URL=products_url, PRODUCTS_TIMEOUT_MS=2000
+        "orders", fresh_database(pg_url, test_database("orders")), amqp_url, products_url=products_url,
+        products_timeout_ms=2000,
     )
     return migrated_app(create_orders_app, config)
 

@@ -1,8 +1,11 @@
 """Helpers the service tests share (fixtures live in conftest.py)."""
+import dataclasses
+import os
 import threading
 import time
 import uuid
 from contextlib import contextmanager, nullcontext
+from pathlib import Path
 
 import requests
 from flask_migrate import upgrade
@@ -10,9 +13,18 @@ from requests.adapters import HTTPAdapter
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from common.config import service_config
+from common.settings import Settings
 
+ROOT = Path(__file__).resolve().parents[1]
 TEST_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
+# What this checkout's test databases and broker vhost are called: products_test,
+# shop_test, ... Another checkout on the same host (a second worktree) sets its own
+# SHOP_TEST_NAMESPACE, so two runs of the suite don't drop each other's databases.
+NAMESPACE = os.environ.get("SHOP_TEST_NAMESPACE", "test")
+
+
+def test_database(service: str) -> str:
+    return f"{service}_{NAMESPACE}"
 
 
 def fresh_database(pg_url: str, name: str) -> str:
@@ -25,14 +37,12 @@ def fresh_database(pg_url: str, name: str) -> str:
     return make_url(pg_url).set(database=name).render_as_string(hide_password=False)
 
 
-def config_for(service: str, database_url: str, amqp_url: str, **extra) -> dict:
-    return {
-        **service_config(service),
-        "TESTING": True,
-        "SQLALCHEMY_DATABASE_URI": database_url,
-        "AMQP_URL": amqp_url,
-        **extra,
-    }
+def config_for(service: str, database_url: str, amqp_url: str, **settings) -> dict:
+    """The Flask config of `service` on these test parts; keyword arguments
+    replace settings (common.settings.Settings fields: jwt_secret=..., ...)."""
+    base = Settings.from_env(service, environ={})  # the defaults, whatever this shell has set
+    chosen = dataclasses.replace(base, database_url=database_url, amqp_url=amqp_url, **settings)
+    return {**chosen.flask_config(), "TESTING": True}
 
 
 def migrated_app(create_app, config: dict):

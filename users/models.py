@@ -3,7 +3,7 @@ from datetime import datetime
 from sqlalchemy import BigInteger, DateTime, Identity, String, func
 from sqlalchemy.orm import Mapped, mapped_column
 
-from common.db import make_db
+from common.database import make_db
 
 db = make_db()
 

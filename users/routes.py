@@ -2,8 +2,8 @@ from flask import current_app
 from flask_smorest import abort
 from sqlalchemy.exc import IntegrityError
 
-from common.app import PROTECTED, Blueprint
-from common.identity import current_user_id
+from common.http.app import PROTECTED, Blueprint
+from common.http.identity import current_user_id
 from users import passwords, tokens
 from users.models import User, db
 from users.schemas import CredentialsSchema, LoginSchema, TokenSchema, UserSchema
@@ -39,12 +39,9 @@ def token(credentials):
     if passwords.needs_rehash(user.password_hash):
         user.password_hash = passwords.hash_password(credentials["password"])
         db.session.commit()
-    config = current_app.config
+    settings = current_app.config["SETTINGS"]
     return tokens.issue(
-        user.id,
-        secret=config["JWT_SECRET"],
-        issuer=config["JWT_ISSUER"],
-        ttl_seconds=config["JWT_TTL_SECONDS"],
+        user.id, secret=settings.jwt_secret, issuer=settings.jwt_issuer, ttl_seconds=settings.jwt_ttl_seconds
     )
 
 

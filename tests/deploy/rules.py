@@ -11,7 +11,7 @@ from tests.deploy.manifests import by_kind, containers, describe, matches, pod_s
 SERVICES = ("users", "products", "orders")
 # Whoever may read the jwt secret: the issuer, its migration (users' create_app
 # insists on it) and the init container that renders Kong's config.
-JWT_SECRET_READERS = {("Deployment/users", "app"), ("Job/users-migrate", "app"), ("Deployment/kong", "render-config")}
+JWT_SECRET_READERS = {("Deployment/users", "app"), ("Deployment/kong", "render-config")}
 # secretGenerator appends a hash to the name.
 _JWT_SECRET_NAME = re.compile(r"^shop-jwt(-[a-z0-9]{10})?$")
 

@@ -358,44 +358,44 @@ def test_the_entrypoint_is_executable_posix_sh():
 
 
 @pytest.fixture
-def fake_flask(tmp_path):
-    """A `flask` on PATH that logs its arguments and fails the first N calls."""
+def fake_python(tmp_path):
+    """A `python` on PATH that logs its arguments and fails the first N calls."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    log = tmp_path / "flask.log"
-    flask = bin_dir / "flask"
-    flask.write_text(
+    log = tmp_path / "python.log"
+    python = bin_dir / "python"
+    python.write_text(
         "#!/bin/sh\n"
         f'echo "$*" >> "{log}"\n'
         f'calls=$(wc -l < "{log}")\n'
-        'if [ "$calls" -le "${FAKE_FLASK_FAILURES:-0}" ]; then exit 1; fi\n'
+        'if [ "$calls" -le "${FAKE_FAILURES:-0}" ]; then exit 1; fi\n'
     )
-    flask.chmod(0o755)
+    python.chmod(0o755)
     env = {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "SERVICE": "users"}
     return env, log
 
 
-def test_entrypoint_just_runs_the_command_without_migrate(fake_flask):
-    env, log = fake_flask
+def test_entrypoint_just_runs_the_command_without_migrate(fake_python):
+    env, log = fake_python
     proc = _run(["sh", str(ENTRYPOINT), "sh", "-c", "echo started; exit 7"], env=env)
     assert proc.returncode == 7, _explain(proc)
     assert proc.stdout == "started\n"
     assert not log.exists()
 
 
-def test_entrypoint_migrates_then_execs_the_command(fake_flask):
-    env, log = fake_flask
+def test_entrypoint_migrates_then_execs_the_command(fake_python):
+    env, log = fake_python
     proc = _run(["sh", str(ENTRYPOINT), "sh", "-c", "echo started"],
-                env={**env, "MIGRATE": "1", "FAKE_FLASK_FAILURES": "1"})
+                env={**env, "MIGRATE": "1", "FAKE_FAILURES": "1"})
     assert proc.returncode == 0, _explain(proc)
     assert proc.stdout == "started\n"
-    assert log.read_text().splitlines() == ["--app users db upgrade"] * 2
+    assert log.read_text().splitlines() == ["-m common.migrate users"] * 2
 
 
-def test_entrypoint_gives_up_when_migration_keeps_failing(fake_flask):
-    env, log = fake_flask
+def test_entrypoint_gives_up_when_migration_keeps_failing(fake_python):
+    env, log = fake_python
     proc = _run(["sh", str(ENTRYPOINT), "sh", "-c", "echo started"],
-                env={**env, "MIGRATE": "1", "MIGRATE_ATTEMPTS": "1", "FAKE_FLASK_FAILURES": "9"})
+                env={**env, "MIGRATE": "1", "MIGRATE_ATTEMPTS": "1", "FAKE_FAILURES": "9"})
     assert proc.returncode != 0
     assert "started" not in proc.stdout
     assert "giving up" in proc.stderr

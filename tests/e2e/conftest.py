@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from common.settings import Settings
 from tests.support import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,7 +36,7 @@ class NativeStack:
     """The processes scripts/stack started (logs under var/log), and the host's RabbitMQ."""
 
     gateway = HAPROXY
-    amqp_url = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
+    amqp_url = Settings.from_env("products").amqp_url
 
     def _stack(self, *args):
         subprocess.run([sys.executable, str(ROOT / "scripts" / "native_stack.py"), *args], check=True, cwd=ROOT)
@@ -45,6 +46,11 @@ class NativeStack:
 
     def start(self, name):
         self._stack("start", name)  # returns once it is healthy
+
+    def restart_database(self):
+        # The host's cluster (this kind of machine runs one, at /etc/postgresql/<version>/main).
+        version = sorted(os.listdir("/etc/postgresql"))[-1]
+        subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart"], check=True)
 
     def stop_broker(self):
         subprocess.run(["rabbitmqctl", "-q", "stop_app"], check=True)
@@ -56,11 +62,11 @@ class NativeStack:
     def publish_raw(self, routing_key, body: bytes, content_type):
         from kombu import Connection
 
-        from common import queues
+        from common.messaging import topology
 
         with Connection(self.amqp_url) as connection, connection.Producer() as producer:
             producer.publish(
-                body, exchange=queues.EVENTS, routing_key=routing_key,
+                body, exchange=topology.EVENTS, routing_key=routing_key,
                 content_type=content_type, content_encoding="binary",
             )
 
@@ -136,6 +142,11 @@ class DockerStack:
         container = self._containers()[name]
         container.reload()
         return container.attrs["State"]["StartedAt"]
+
+    def restart_database(self):
+        container = self._containers()["postgres"]
+        container.restart(timeout=30)
+        eventually(lambda: self._healthy(container), deadline=90, interval=1)
 
     def stop_broker(self):
         self.stop("rabbitmq")

@@ -4,6 +4,7 @@ import os
 import random
 import threading
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -51,6 +52,16 @@ def shop(gateway, session_user, make_product):
 
         def stock(self, product_id):
             return gateway.get(f"/products/{product_id}").json()["quantity"]
+
+        def all_orders(self):
+            """Every order of the shopper, newest first."""
+            found, page = [], 1
+            while True:
+                listed = gateway.get(f"/orders?page={page}&per_page=100", headers=auth).json()
+                found += listed["items"]
+                if page * 100 >= listed["total"]:
+                    return found
+                page += 1
 
     shop = Shop()
     shop.make_product = make_product
@@ -130,6 +141,49 @@ def test_a_poison_message_is_dead_lettered_and_the_next_order_settles(shop, stac
     product = shop.make_product(quantity=3)["id"]
     order_id = shop.order(product)
     assert shop.settle([order_id]) == {order_id: "CONFIRMED"}
+
+
+def test_postgresql_restarted_while_orders_are_placed(shop, stack, gateway, session_user):
+    """Clients see 201, 409 or 503 (with Retry-After) and nothing else; every order
+    that exists settles, and the stock taken is exactly what the confirmed orders hold."""
+    _, auth = session_user
+    products = {shop.make_product(quantity=500)["id"]: 500 for _ in range(2)}
+    codes, unhelpful = Counter(), []
+    stop = threading.Event()
+
+    def buyer(number):
+        rng = random.Random(number)
+        while not stop.is_set():
+            product = rng.choice(list(products))
+            response = gateway.post("/orders", json={"items": [{"product_id": product, "quantity": 1}]},
+                                    headers=auth, timeout=15)
+            codes[response.status_code] += 1
+            if response.status_code == 503 and not (response.headers.get("Retry-After") and response.json()["message"]):
+                unhelpful.append(response.text)
+
+    buyers = [threading.Thread(target=buyer, args=(number,)) for number in range(6)]
+    for thread in buyers:
+        thread.start()
+    try:
+        eventually(lambda: codes[201] >= 20, deadline=30)  # under load
+        stack.restart_database()
+        placed = sum(codes.values())
+        eventually(lambda: sum(codes.values()) >= placed + 20 and codes[201] >= 40, deadline=60)  # and again after
+    finally:
+        stop.set()
+        for thread in buyers:
+            thread.join()
+
+    assert set(codes) <= {201, 409, 503}, codes
+    assert codes[503], f"no request met the restart: {codes}"
+    assert unhelpful == []  # every 503 says what happened and when to try again
+    # Every order that exists counts, also one whose commit the client didn't hear of.
+    orders = [order for order in shop.all_orders() if order["items"][0]["product_id"] in products]
+    statuses = shop.settle([order["id"] for order in orders], deadline=120)
+    assert set(statuses.values()) == {"CONFIRMED"}
+    for product, initial in products.items():
+        confirmed = sum(1 for order in orders if order["items"][0]["product_id"] == product)
+        assert initial - shop.stock(product) == confirmed, f"product {product}"
 
 
 def test_soak_orders_while_workers_crash(shop, stack):

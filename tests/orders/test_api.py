@@ -151,15 +151,15 @@ def test_the_answer_is_the_order_as_created_even_if_settled_since(client, make_p
         # Settle every new order the moment it is committed, faster than any worker.
         from sqlalchemy import event
 
-        def settle_at_once(session, _flush_context):
+        def settle_at_once(session):
             session.connection().exec_driver_sql("UPDATE orders SET status = 'CONFIRMED'")
 
-        event.listen(db.session, "after_flush", settle_at_once)
+        event.listen(db.session, "before_commit", settle_at_once)
     try:
         response = client.post("/orders", json={"items": [{"product_id": product, "quantity": 1}]}, headers=ANN)
     finally:
         with orders_app.app_context():
-            event.remove(db.session, "after_flush", settle_at_once)
+            event.remove(db.session, "before_commit", settle_at_once)
     assert response.status_code == 201
     assert response.get_json()["status"] == "PENDING"
     assert response.get_json()["created_at"]
@@ -172,3 +172,42 @@ def test_errors_in_list_items_are_keyed_by_position(client):
     assert response.status_code == 422
     errors = response.get_json()["errors"]["items"]
     assert "1" in errors and "_schema" in errors
+
+
+def test_an_order_of_several_lines_asks_the_catalog_once(client, make_product, products_app):
+    from prometheus_client import REGISTRY
+
+    products = [make_product(quantity=5) for _ in range(3)]
+    labels = {"service": "products", "method": "GET", "route": "/internal/products", "status": "200"}
+    before = REGISTRY.get_sample_value("shop_http_requests_total", labels) or 0
+
+    response = client.post(
+        "/orders", json={"items": [{"product_id": product, "quantity": 1} for product in products]}, headers=ANN
+    )
+
+    assert response.status_code == 201, response.get_json()
+    assert REGISTRY.get_sample_value("shop_http_requests_total", labels) == before + 1
+
+
+def test_losing_the_database_mid_request_is_503_with_retry_after(client, make_product, orders_app):
+    product = make_product(quantity=5)
+    with orders_app.app_context():
+        from sqlalchemy import event
+
+        def connection_lost(session):
+            # What PostgreSQL restarting under the request looks like to it.
+            session.connection().exec_driver_sql("SELECT pg_terminate_backend(pg_backend_pid())")
+
+        event.listen(db.session, "before_commit", connection_lost)
+    try:
+        response = client.post("/orders", json={"items": [{"product_id": product, "quantity": 1}]}, headers=ANN)
+    finally:
+        with orders_app.app_context():
+            event.remove(db.session, "before_commit", connection_lost)
+    assert response.status_code == 503
+    assert response.get_json() == {"message": "The database is unavailable; try again shortly."}
+    assert response.headers["Retry-After"] == "2"
+    assert order_count(orders_app) == 0  # nothing half-written
+    # And the next request finds a working connection.
+    again = client.post("/orders", json={"items": [{"product_id": product, "quantity": 1}]}, headers=ANN)
+    assert again.status_code == 201

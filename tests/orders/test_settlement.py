@@ -1,11 +1,9 @@
 """orders-worker against real RabbitMQ and PostgreSQL: inventory outcomes settle orders once."""
 import pytest
 
-from common import queues
-from common.events import new_event
+from common.messaging import contracts, topology
+from orders import worker as orders_worker
 from orders.models import Order, db
-from common.worker import worker_for
-from orders.worker import handle_inventory_result
 from tests.support import eventually, queue_depth, running
 
 pytestmark = pytest.mark.integration
@@ -13,8 +11,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def worker(orders_app, broker, tmp_path):
-    loop = worker_for(orders_app, queues.ORDERS_INVENTORY_RESULTS, handle_inventory_result, str(tmp_path / "alive"))
-    with running(loop, orders_app):
+    with running(orders_worker.consumer(orders_app, str(tmp_path / "alive")), orders_app) as loop:
         yield loop
 
 
@@ -41,12 +38,12 @@ def order_state(orders_app):
 
 
 def reserved(order_id):
-    return new_event(queues.INVENTORY_RESERVED, order_id=order_id)
+    return contracts.INVENTORY_RESERVED.new(order_id=order_id)
 
 
 def rejected(order_id, reason="Not enough stock for product 1: 0 left, 1 requested."):
     shortage = {"product_id": 1, "requested": 1, "available": 0}
-    return new_event(queues.INVENTORY_REJECTED, order_id=order_id, reason=reason, shortages=[shortage])
+    return contracts.INVENTORY_REJECTED.new(order_id=order_id, reason=reason, shortages=[shortage])
 
 
 def test_reserved_confirms_the_order(worker, publish, make_order, order_state):
@@ -83,9 +80,16 @@ def test_a_redelivered_outcome_changes_nothing(worker, publish, make_order, orde
     publish(reserved(marker))
     eventually(lambda: order_state(marker)[0] == "CONFIRMED")
     assert order_state(order)[0] == "CONFIRMED"
-    assert queue_depth(broker, queues.DEAD_LETTER_QUEUE) == 0
+    assert queue_depth(broker, topology.DEAD_LETTER_QUEUE) == 0
 
 
 def test_an_outcome_for_an_unknown_order_is_dead_lettered(worker, publish, broker):
     publish(reserved(987654))
-    eventually(lambda: queue_depth(broker, queues.DEAD_LETTER_QUEUE) == 1)
+    eventually(lambda: queue_depth(broker, topology.DEAD_LETTER_QUEUE) == 1)
+
+
+def test_a_batch_settles_many_orders_and_skips_a_bad_one(worker, publish, make_order, order_state, broker):
+    orders = [make_order() for _ in range(5)]
+    publish(*(reserved(order) for order in orders[:2]), reserved(987654), *(rejected(order) for order in orders[2:]))
+    eventually(lambda: queue_depth(broker, topology.DEAD_LETTER_QUEUE) == 1)
+    eventually(lambda: [order_state(order)[0] for order in orders] == ["CONFIRMED"] * 2 + ["REJECTED"] * 3)

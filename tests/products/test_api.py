@@ -1,4 +1,5 @@
 import pytest
+import requests
 
 pytestmark = pytest.mark.integration
 
@@ -127,3 +128,39 @@ def test_an_id_in_digits_of_another_script_is_no_route(client, make_product):
 
     assert client.get(f"/products/{product_id}").status_code == 200
     assert client.get(f"/products/{arabic_indic}").status_code == 404
+
+
+# -- the internal API (orders' catalog lookup) ------------------------------------------
+
+
+def test_the_internal_lookup_answers_on_the_internal_listener(products_url, make_product):
+    keyboard, mouse = make_product(price="249.99", quantity=50), make_product(price="59.90", quantity=0)
+
+    response = requests.get(f"{products_url}/internal/products", params={"id": [keyboard, mouse, 999999]}, timeout=5)
+
+    assert response.status_code == 200
+    assert sorted(response.json()["products"], key=lambda p: p["id"]) == [
+        {"id": keyboard, "price": 249.99, "quantity": 50},
+        {"id": mouse, "price": 59.9, "quantity": 0},
+    ]
+
+
+def test_the_internal_lookup_is_not_on_the_public_listener(client, make_product):
+    # The gateway reaches the public listener only; the internal API isn't there.
+    response = client.get("/internal/products", query_string={"id": make_product()})
+
+    assert response.status_code == 404
+    assert response.get_json() == {"message": "Not found."}
+
+
+@pytest.mark.parametrize("query", ["", "id=x", "id=1_000", "id=%D9%A1", "id=1&other=2", "id=0",
+                                   "&".join(f"id={n}" for n in range(1, 102))])
+def test_the_internal_lookup_refuses_what_it_cant_take(products_url, query):
+    response = requests.get(f"{products_url}/internal/products?{query}", timeout=5)
+
+    assert response.status_code == 400
+    assert "message" in response.json()
+
+
+def test_the_internal_api_is_not_in_the_public_document(client):
+    assert not [path for path in client.get("/openapi/products.json").get_json()["paths"] if "internal" in path]

@@ -1,21 +1,24 @@
 """products-worker against real RabbitMQ (a test vhost) and PostgreSQL."""
-import pytest
+import os
+import signal
+import subprocess
+import sys
 
-from common import queues
-from common.events import new_event
+import pytest
+from sqlalchemy import create_engine, func, select, text
+
+from common.messaging import contracts, topology
+from common.messaging.process import readiness
+from products import worker as products_worker
 from products.models import OutboxMessage, ProcessedEvent, db
-from common.worker import worker_for
-from products.worker import handle_order_created
-from tests.support import eventually, queue_depth, running
+from tests.support import ROOT, eventually, queue_depth, running
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
 def worker(products_app, broker, tmp_path):
-    products_app.config["WORKER_PREFETCH"] = 10
-    loop = worker_for(products_app, queues.PRODUCTS_ORDER_CREATED, handle_order_created, str(tmp_path / "alive"))
-    with running(loop, products_app):
+    with running(products_worker.consumer(products_app, str(tmp_path / "alive")), products_app) as loop:
         yield loop
 
 
@@ -31,11 +34,8 @@ def outcomes(products_app, clean_products):
 
 
 def order_created(order_id=1, **lines):
-    return new_event(
-        queues.ORDER_CREATED,
-        order_id=order_id,
-        user_id=1,
-        items=[{"product_id": int(pid), "quantity": qty} for pid, qty in lines.items()],
+    return contracts.ORDER_CREATED.new(
+        order_id=order_id, user_id=1, items=[{"product_id": int(pid), "quantity": qty} for pid, qty in lines.items()]
     )
 
 
@@ -47,17 +47,13 @@ def test_order_created_takes_stock_and_reports_it(worker, publish, make_product,
     assert (stock_of(keyboard), stock_of(mouse)) == (47, 0)
 
 
-def test_not_enough_stock_takes_nothing_and_says_why(worker, publish, make_product, stock_of, outcomes):
-    plenty, scarce = make_product(quantity=10), make_product(quantity=1)
-    publish(order_created(order_id=8, **{str(plenty): 2, str(scarce): 2, "999999": 1}))
-    [outcome] = eventually(outcomes)
-    assert outcome["type"] == "inventory.rejected"
-    assert outcome["shortages"] == [
-        {"product_id": scarce, "requested": 2, "available": 1},
-        {"product_id": 999999, "requested": 1, "available": 0},
-    ]
-    assert f"product {scarce}: 1 left, 2 requested" in outcome["reason"]
-    assert (stock_of(plenty), stock_of(scarce)) == (10, 1)
+def test_orders_racing_for_the_last_units_in_one_batch(worker, publish, make_product, stock_of, outcomes):
+    product = make_product(quantity=2)
+    publish(*(order_created(order_id=number, **{str(product): 1}) for number in range(1, 6)))
+    eventually(lambda: len(outcomes()) == 5)
+    kinds = [outcome["type"] for outcome in outcomes()]
+    assert kinds.count("inventory.reserved") == 2 and kinds.count("inventory.rejected") == 3
+    assert stock_of(product) == 0
 
 
 def test_the_same_event_twice_takes_stock_once(worker, publish, make_product, stock_of, outcomes, products_app):
@@ -76,26 +72,88 @@ def test_the_same_event_twice_takes_stock_once(worker, publish, make_product, st
 
 def test_an_invalid_event_is_dead_lettered_and_the_next_one_handled(worker, publish, broker, make_product, stock_of):
     product = make_product(quantity=10)
-    publish({"event_id": "not-a-uuid", "type": queues.ORDER_CREATED})
+    publish({"event_id": "not-a-uuid", "type": contracts.ORDER_CREATED.routing_key, "version": 1})
     publish(order_created(**{str(product): 1}))
     eventually(lambda: stock_of(product) == 9)
-    eventually(lambda: queue_depth(broker, queues.DEAD_LETTER_QUEUE) == 1)
-
-
-def test_an_undecodable_message_is_dead_lettered(worker, broker):
-    with broker.Producer() as producer:
-        producer.publish(
-            b"\x80not json",
-            exchange=queues.EVENTS,
-            routing_key=queues.ORDER_CREATED,
-            content_type="application/x-python-serialize",
-            content_encoding="binary",
-        )
-    eventually(lambda: queue_depth(broker, queues.DEAD_LETTER_QUEUE) == 1)
-    assert queue_depth(broker, queues.PRODUCTS_ORDER_CREATED) == 0
+    eventually(lambda: queue_depth(broker, topology.DEAD_LETTER_QUEUE) == 1)
 
 
 def test_the_worker_touches_its_heartbeat(worker):
-    from common.daemon import readiness
-
     eventually(lambda: readiness(worker.heartbeat_path, 2) is None)
+
+
+# -- a crash between the commit and the ack ---------------------------------------------
+
+
+@pytest.fixture
+def slow_commits(products_app):
+    """Every commit that claims an event takes 3 s more (a deferred trigger sleeps in
+    COMMIT): long enough to kill the worker while its commit is under way."""
+    url = products_app.config["SQLALCHEMY_DATABASE_URI"]
+    engine = create_engine(url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(text(
+            "CREATE FUNCTION slow_commit() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN PERFORM pg_sleep(3); RETURN NULL; END $$"
+        ))
+        connection.execute(text(
+            "CREATE CONSTRAINT TRIGGER slow_commit AFTER INSERT ON processed_events "
+            "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION slow_commit()"
+        ))
+    try:
+        yield engine
+    finally:
+        with engine.connect() as connection:
+            connection.execute(text("DROP TRIGGER IF EXISTS slow_commit ON processed_events"))
+            connection.execute(text("DROP FUNCTION IF EXISTS slow_commit()"))
+        engine.dispose()
+
+
+def worker_process(products_app, amqp_url, tmp_path) -> subprocess.Popen:
+    env = {**os.environ, "SERVICE": "products", "DATABASE_URL": products_app.config["SQLALCHEMY_DATABASE_URI"],
+           "AMQP_URL": amqp_url, "HEARTBEAT_FILE": str(tmp_path / "alive"), "METRICS_PORT": ""}
+    return subprocess.Popen([sys.executable, "-m", "products.worker"], cwd=ROOT, env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def test_a_worker_killed_between_its_commit_and_its_ack_loses_and_doubles_nothing(
+    products_app, amqp_url, broker, publish, make_product, stock_of, outcomes, slow_commits, tmp_path
+):
+    product = make_product(quantity=10)
+    event = order_created(order_id=41, **{str(product): 3})
+    process = worker_process(products_app, amqp_url, tmp_path)
+    try:
+        publish(event)
+
+        def committing():
+            """the worker's transaction is in its COMMIT"""
+            with slow_commits.connect() as connection:
+                return connection.scalar(text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event = 'PgSleep'"
+                ))
+
+        eventually(committing, deadline=30)
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(10)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+
+    # PostgreSQL finishes the commit without its client; the broker, having lost
+    # the consumer, puts the unacked message back.
+    def claimed():
+        """the event's claim is committed"""
+        with products_app.app_context():
+            return db.session.get(ProcessedEvent, event["event_id"]) is not None
+
+    eventually(claimed, deadline=15)
+    assert stock_of(product) == 7
+    eventually(lambda: queue_depth(broker, topology.PRODUCTS_ORDER_CREATED) == 1)
+
+    # The next worker finds the claim: it acks and changes nothing.
+    with running(products_worker.consumer(products_app), products_app):
+        eventually(lambda: queue_depth(broker, topology.PRODUCTS_ORDER_CREATED) == 0)
+    assert stock_of(product) == 7
+    assert [outcome["order_id"] for outcome in outcomes()] == [41]
+    with products_app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(ProcessedEvent)) == 1

@@ -1,6 +1,6 @@
 import pytest
 
-from tests.support import TEST_SECRET, config_for, empty_tables, fresh_database, migrated_app
+from tests.support import TEST_SECRET, config_for, empty_tables, fresh_database, migrated_app, test_database
 from users import create_app
 from users.models import db
 
@@ -8,12 +8,8 @@ from users.models import db
 @pytest.fixture(scope="session")
 def users_app(pg_url, amqp_url):
     config = config_for(
-        "users",
-        fresh_database(pg_url, "users_test"),
-        amqp_url,
-        JWT_SECRET=TEST_SECRET,
-        JWT_ISSUER="shop-users",
-        JWT_TTL_SECONDS=900,
+        "users", fresh_database(pg_url, test_database("users")), amqp_url,
+        jwt_secret=TEST_SECRET, jwt_issuer="shop-users", jwt_ttl_seconds=900,
     )
     return migrated_app(create_app, config)
 

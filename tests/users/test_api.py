@@ -2,7 +2,7 @@ import jwt
 import pytest
 from sqlalchemy import func
 
-from common.config import ConfigError
+from common.settings import ConfigError
 from tests.support import TEST_SECRET, config_for
 from users import create_app
 from users.models import User, db
@@ -145,18 +145,19 @@ def test_unknown_route_and_method_are_json(client):
         ("short-but-varied-0123", "at least 32 bytes"),
         ("changeme", "well-known"),
         ("a" * 64, "trivial"),
+        ("", "must be set"),
     ],
 )
 def test_a_weak_secret_refuses_to_start(amqp_url, secret, complaint):
     with pytest.raises(ConfigError, match=complaint):
-        create_app(config_for("users", "postgresql://unused/db", amqp_url, JWT_SECRET=secret))
+        create_app(config_for("users", "postgresql://unused/db", amqp_url, jwt_secret=secret))
 
 
 def test_a_weak_secret_starts_only_when_explicitly_allowed(amqp_url):
     app = create_app(
-        config_for("users", "postgresql://unused/db", amqp_url, JWT_SECRET="changeme", ALLOW_WEAK_JWT_SECRET=True)
+        config_for("users", "postgresql://unused/db", amqp_url, jwt_secret="changeme", allow_weak_jwt_secret=True)
     )
-    assert app.config["JWT_SECRET"] == "changeme"
+    assert app.config["SETTINGS"].jwt_secret == "changeme"
 
 
 def test_openapi_document_is_served(client):

@@ -12,6 +12,7 @@ from flask import Flask, request
 from werkzeug.exceptions import HTTPException
 
 from common import context
+from common.database import DATABASE_UNAVAILABLE
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,13 @@ def handle_http_exception(error: HTTPException):
     return error_body(message, _field_errors(data)), error.code, headers
 
 
+def handle_database_unavailable(error: Exception):
+    # The connection broke (PostgreSQL restarting, a network blip): the transaction
+    # is gone with it, so nothing was half-written, and the next try reconnects.
+    log.warning("database unavailable on %s %s: %s", request.method, request.path, getattr(error, "orig", error))
+    return error_body("The database is unavailable; try again shortly."), 503, {"Retry-After": "2"}
+
+
 def handle_unexpected(error: Exception):
     # The trace goes to the log, under the request id; the client gets the id, not the trace.
     log.exception("unhandled error on %s %s", request.method, request.path)
@@ -88,4 +96,6 @@ def handle_unexpected(error: Exception):
 
 def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(HTTPException, handle_http_exception)
+    for error in DATABASE_UNAVAILABLE:
+        app.register_error_handler(error, handle_database_unavailable)
     app.register_error_handler(Exception, handle_unexpected)

@@ -1,4 +1,4 @@
-"""`python -m common.healthcheck URL`: exit 0 if URL answers 200 within 2 s.
+"""`python -m common.http.healthcheck URL`: exit 0 if URL answers 200 within 2 s.
 
 For container healthchecks: slim images have no curl.
 """

@@ -1,7 +1,7 @@
 """What a service under the project's Gunicorn config answers to requests it
 can't read: JSON in the one shape with an X-Request-ID, never Gunicorn's HTML.
 
-A real Gunicorn (common/gunicorn_conf.py, its worker class included) serves the
+A real Gunicorn (common/http/gunicorn_conf.py, its worker class included) serves the
 real products app on a port of its own; the requests go over bare sockets, since
 a client library would not send them.
 """
@@ -38,7 +38,7 @@ def service(products_app, tmp_path_factory):
     }
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "python:common.gunicorn_conf", "products:create_app()"],
+            [sys.executable, "-m", "gunicorn", "-c", "python:common.http.gunicorn_conf", "products:create_app()"],
             env=env, stdout=out, stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}"

@@ -3,11 +3,13 @@
 Producers and consumers both import these, so a queue is declared with the same
 arguments wherever it is touched (RabbitMQ refuses a redeclaration that differs).
 
-    orders  ──order.created──────────► products.order-created   ──► products-worker
-    products ─inventory.reserved/────► orders.inventory-results ──► orders-worker
-              inventory.rejected
+    orders   ──order.created───────────► products.order-created   ──► products-worker
+    products ──inventory.reserved/─────► orders.inventory-results ──► orders-worker
+               inventory.rejected
 """
 from kombu import Exchange, Queue
+
+from common.messaging import contracts
 
 # Domain events, routed by type. Durable, so it survives a broker restart.
 EVENTS = Exchange("shop.events", type="topic", durable=True)
@@ -19,12 +21,10 @@ DEAD_LETTERS = Exchange("shop.dead-letters", type="fanout", durable=True)
 DEAD_LETTER_QUEUE = Queue("shop.dead-letters", exchange=DEAD_LETTERS, durable=True)
 
 # A quorum queue counts deliveries itself and dead-letters a message once it has
-# been returned this many times, so a message that keeps failing can't loop forever.
+# been returned this many times, so a message that keeps failing can't loop
+# forever. We chose the broker's count over one kept by the worker because the
+# broker also counts the returns of a worker that crashed mid-message.
 DELIVERY_LIMIT = 5
-
-ORDER_CREATED = "order.created"
-INVENTORY_RESERVED = "inventory.reserved"
-INVENTORY_REJECTED = "inventory.rejected"
 
 
 def event_queue(name: str, routing_key: str) -> Queue:
@@ -42,7 +42,7 @@ def event_queue(name: str, routing_key: str) -> Queue:
 
 
 # products-worker takes stock for each new order.
-PRODUCTS_ORDER_CREATED = event_queue("products.order-created", ORDER_CREATED)
+PRODUCTS_ORDER_CREATED = event_queue("products.order-created", contracts.ORDER_CREATED.routing_key)
 # orders-worker settles each order with the outcome.
 ORDERS_INVENTORY_RESULTS = event_queue("orders.inventory-results", "inventory.*")
 
@@ -52,5 +52,5 @@ CONSUMER_QUEUES = [PRODUCTS_ORDER_CREATED, ORDERS_INVENTORY_RESULTS]
 # so an event published before its consumer ever ran waits instead of being
 # dropped by an exchange with no bindings; and the dead-letter queue, since
 # RabbitMQ silently drops dead letters whose exchange doesn't exist. Publishers
-# and workers declare these (kombu caches declarations per connection).
+# and consumers declare these when they connect.
 DECLARED_QUEUES = [DEAD_LETTER_QUEUE, *CONSUMER_QUEUES]

@@ -1,7 +1,7 @@
 """Inspect and requeue dead-lettered messages.
 
-    python -m common.dlq list                 # each message: id, from where, why, body
-    python -m common.dlq requeue [--id ID …]  # send back to where it came from (all, or these ids)
+    python -m common.messaging.dead_letters list                 # each message: id, from where, why, body
+    python -m common.messaging.dead_letters requeue [--id ID …]  # send back to where it came from (all, or these ids)
 
 (scripts/dlq runs this against the stack, natively or in docker compose.)
 A dead-lettered message keeps RabbitMQ's x-death header: the queue it died in,
@@ -11,12 +11,12 @@ it there with confirms, then removes it from the dead-letter queue, so a message
 is never in neither place.
 """
 import argparse
-import os
 import sys
 
 from kombu import Connection
 
-from common import queues
+from common.messaging import topology
+from common.settings import Settings
 
 
 def _origin(message) -> tuple[str, str, str, str]:
@@ -36,7 +36,7 @@ def _describe(message) -> str:
 
 def _take_all(channel):
     """Every message now in the dead-letter queue, unacked (so still owned by it)."""
-    queue = queues.DEAD_LETTER_QUEUE(channel)
+    queue = topology.DEAD_LETTER_QUEUE(channel)
     queue.declare()
     messages = []
     while (message := queue.get(no_ack=False)) is not None:
@@ -82,13 +82,14 @@ def requeue(connection: Connection, ids: set[str]) -> int:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m common.dlq", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m common.messaging.dead_letters", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("list", help="show every dead-lettered message")
     requeue_parser = commands.add_parser("requeue", help="send messages back where they came from")
     requeue_parser.add_argument("--id", action="append", default=[], help="only this message id (repeatable)")
     args = parser.parse_args(argv)
-    url = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
+    # Any service's settings: they share the broker.
+    url = Settings.from_env("products").amqp_url
     with Connection(url, transport_options={"confirm_publish": True}) as connection:
         if args.command == "list":
             return list_messages(connection)

@@ -2,13 +2,14 @@
 import pytest
 from kombu import Connection
 
-from common import dlq, queues
-from common.events import new_event
+from common.messaging import dead_letters as dlq
+from common.messaging import topology
+from tests.common.messaging.conftest import note
 from tests.support import eventually, queue_depth
 
 pytestmark = pytest.mark.integration
 
-SOURCE = queues.event_queue("test.dlq-source", "test.dlq")
+SOURCE = topology.event_queue("test.dlq-source", "test.dlq")
 
 
 @pytest.fixture
@@ -18,12 +19,12 @@ def dead_letter(amqp_url, broker):
     SOURCE(broker.default_channel).purge()
 
     def _dead_letter():
-        event = new_event("test.dlq")
+        event = note("dead")
         with broker.Producer() as producer:
-            producer.publish(event, exchange=queues.EVENTS, routing_key="test.dlq", message_id=event["event_id"])
+            producer.publish(event, exchange=topology.EVENTS, routing_key="test.dlq", message_id=event["event_id"])
         message = eventually(lambda: SOURCE(broker.default_channel).get(no_ack=False))
         message.reject(requeue=False)
-        eventually(lambda: queue_depth(broker, queues.DEAD_LETTER_QUEUE) >= 1)
+        eventually(lambda: queue_depth(broker, topology.DEAD_LETTER_QUEUE) >= 1)
         return event
 
     yield _dead_letter
@@ -37,19 +38,19 @@ def test_list_shows_each_message_with_its_reason_and_leaves_it_there(amqp_url, d
     shown = capsys.readouterr().out
     assert event["event_id"] in shown
     assert "queue=test.dlq-source" in shown and "reason=rejected" in shown and "routing_key=test.dlq" in shown
-    assert queue_depth(broker, queues.DEAD_LETTER_QUEUE) == 1
+    assert queue_depth(broker, topology.DEAD_LETTER_QUEUE) == 1
 
 
 def test_requeue_sends_messages_back_to_their_queue(amqp_url, dead_letter, broker):
     first, second = dead_letter(), dead_letter()
     with Connection(amqp_url, transport_options={"confirm_publish": True}) as connection:
         dlq.requeue(connection, {second["event_id"]})
-    assert queue_depth(broker, queues.DEAD_LETTER_QUEUE) == 1
+    assert queue_depth(broker, topology.DEAD_LETTER_QUEUE) == 1
     back = eventually(lambda: SOURCE(broker.default_channel).get(no_ack=True))
     assert back.payload["event_id"] == second["event_id"]
     assert back.headers["x-requeued"] == 1
 
     with Connection(amqp_url, transport_options={"confirm_publish": True}) as connection:
         dlq.requeue(connection, set())
-    assert queue_depth(broker, queues.DEAD_LETTER_QUEUE) == 0
+    assert queue_depth(broker, topology.DEAD_LETTER_QUEUE) == 0
     assert eventually(lambda: SOURCE(broker.default_channel).get(no_ack=True)).payload["event_id"] == first["event_id"]

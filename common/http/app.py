@@ -1,10 +1,11 @@
 """The skeleton every service app is built on.
 
 `build_app` does what the three factories would otherwise each repeat: config,
-JSON logs, database, migrations, the OpenAPI-documenting Api, the error envelope,
-readable, JSON-only request bodies, request ids and metrics, and the operators' routes
-(/healthz, /readyz, /metrics). The service's own create_app() supplies its config
-keys, its database object and its blueprints.
+JSON logs, database (and its recovery from restarts), migrations, the
+OpenAPI-documenting Api, the error envelope, readable, JSON-only request bodies,
+request ids and metrics, and the operators' routes (/healthz, /readyz, /metrics).
+The service's own create_app() supplies its config (from common.settings), its
+database object and its blueprints.
 """
 import json
 import os
@@ -20,9 +21,12 @@ from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 from werkzeug.routing import IntegerConverter
 
-from common import access, errors, logs
+from common import logs
+from common.database import survive_restarts
 from common.fields import MAX_ID
-from common.ops import ops
+from common.http import errors, request_log
+from common.http.probes import ops
+from common.migrate import heads
 
 
 class IdConverter(IntegerConverter):
@@ -78,7 +82,7 @@ PROTECTED = {
 class ServiceApi(Api):
     """flask-smorest's Api, documenting the project's error envelope.
 
-    The envelope itself comes from common.errors, registered after the Api so it
+    The envelope itself comes from common.http.errors, registered after the Api so it
     replaces flask-smorest's own handler."""
 
     ERROR_SCHEMA = errors.ErrorSchema
@@ -102,7 +106,9 @@ def _require_json_bodies():
         raise UnsupportedMediaType("Send the request body as JSON (Content-Type: application/json).")
 
 
-def build_app(name: str, config: dict, db: SQLAlchemy, blueprints, package_dir: str) -> Flask:
+def build_app(name: str, config: dict, db: SQLAlchemy, blueprints, package_dir: str, internal=()) -> Flask:
+    """`blueprints` are the service's API (documented, routed by the gateway);
+    `internal` ones are for other services only (not documented)."""
     app = Flask(name)
     app.config.update(
         API_TITLE=f"{name} service",
@@ -118,14 +124,20 @@ def build_app(name: str, config: dict, db: SQLAlchemy, blueprints, package_dir: 
     app.url_map.strict_slashes = False
 
     db.init_app(app)
-    Migrate(app, db, directory=os.path.join(package_dir, "migrations"))
+    with app.app_context():
+        survive_restarts(db.engine)
+    migrations = os.path.join(package_dir, "migrations")
+    Migrate(app, db, directory=migrations)
+    app.extensions["schema_heads"] = heads(migrations)  # what /readyz compares the database with
 
     api = ServiceApi(app)
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
     errors.register_error_handlers(app)
     for blueprint in blueprints:
         api.register_blueprint(blueprint)
-    access.init_app(app)  # first: the request id must be set before anything can fail
+    for blueprint in internal:
+        app.register_blueprint(blueprint)
+    request_log.init_app(app)  # first: the request id must be set before anything can fail
     app.before_request(_read_body)
     app.before_request(_require_json_bodies)
     app.register_blueprint(ops)

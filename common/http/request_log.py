@@ -15,7 +15,7 @@ QUIET_PATHS = {"/healthz", "/readyz", "/metrics"}
 def _begin():
     g.started = time.perf_counter()
     user = request.headers.get("X-User-Id")
-    # The gateway's word on the user, for the log only; common.identity decides access.
+    # The gateway's word on the user, for the log only; common.http.identity decides access.
     context.set_ids(context.accept(request.headers.get(context.HEADER)), user if user and user.isdigit() else None)
 
 

@@ -5,10 +5,10 @@ address (healthchecks, Prometheus)."""
 import logging
 
 from flask import Blueprint, current_app
-from sqlalchemy import select
 
 from common import metrics
-from common.db import DATABASE_UNAVAILABLE
+from common.database import DATABASE_UNAVAILABLE
+from common.migrate import current
 
 log = logging.getLogger(__name__)
 
@@ -23,16 +23,23 @@ def healthz():
 
 @ops.get("/readyz")
 def readyz():
-    """Ready: its database answers within a short timeout. A failure names it."""
+    """Ready: the database answers within a short timeout, and its schema is the
+    one this code's migrations end in (until the migrations ran, new code must not
+    serve). A failure names what is wrong."""
     db = current_app.extensions["sqlalchemy"]
     try:
         with db.engine.connect() as connection:
-            connection.exec_driver_sql("SET statement_timeout = 2000")
-            connection.execute(select(1))
+            # LOCAL: the timeout ends with this transaction, not with the pooled connection.
+            connection.exec_driver_sql("SET LOCAL statement_timeout = 2000")
+            schema = current(connection)
     except DATABASE_UNAVAILABLE as exc:
         log.warning("not ready: database unreachable (%s)", exc.orig or exc)
         return {"message": "Not ready: the database is unreachable.", "failing": ["database"]}, 503
-    return {"status": "ready", "checked": ["database"]}
+    if schema != current_app.extensions["schema_heads"]:
+        log.warning("not ready: database schema at %s, code expects %s", schema, current_app.extensions["schema_heads"])
+        return {"message": "Not ready: the database schema is not the code's (migrations not applied).",
+                "failing": ["schema"]}, 503
+    return {"status": "ready", "checked": ["database", "schema"]}
 
 
 @ops.get("/metrics")

@@ -1,12 +1,16 @@
-"""Gunicorn settings for every web service (`gunicorn -c python:common.gunicorn_conf`)."""
+"""Gunicorn settings for every web service (`gunicorn -c python:common.http.gunicorn_conf`)."""
 import os
 import tempfile
 
 from gunicorn import glogging
 
+from common.settings import Settings
+
 # SERVICE names the app (users, products or orders): one image, one config, any service.
-wsgi_app = f"{os.environ['SERVICE']}:create_app()"
-bind = os.environ.get("BIND", "127.0.0.1:8000")
+_settings = Settings.from_env(os.environ["SERVICE"])
+wsgi_app = f"{_settings.service}:create_app()"
+# The internal listener, where there is one, serves what only other services may call.
+bind = [_settings.bind, *([_settings.internal_bind] if _settings.internal_bind else [])]
 # Processes and threads per service; WEB_CONCURRENCY and WEB_THREADS override them.
 # Measured on 2 cores with scripts/bench (docs/benchmarks.md): products serves catalog
 # reads, all CPU, and only processes use more than one core (the GIL): 4 processes of
@@ -14,11 +18,11 @@ bind = os.environ.get("BIND", "127.0.0.1:8000")
 # products, on its commit): 2 processes of 4 threads placed ~40% more orders under the
 # mixed load than 4 of 2. users waits on Argon2, which runs outside the GIL.
 _PER_SERVICE = {"products": (4, 2), "orders": (2, 4), "users": (2, 4)}
-_workers, _threads = _PER_SERVICE.get(os.environ["SERVICE"], (2, 4))
-workers = int(os.environ.get("WEB_CONCURRENCY") or _workers)
+_workers, _threads = _PER_SERVICE[_settings.service]
+workers = _settings.web_processes or _workers
 # gthread, with Gunicorn's own error pages (requests it can't parse) in JSON.
-worker_class = "common.gunicorn_worker.JsonErrorsThreadWorker"
-threads = int(os.environ.get("WEB_THREADS") or _threads)
+worker_class = "common.http.gunicorn_worker.JsonErrorsThreadWorker"
+threads = _settings.web_threads or _threads
 # The gateway keeps connections open to us; don't cut them sooner than it expects.
 keepalive = 30
 graceful_timeout = 20
@@ -48,7 +52,7 @@ errorlog = "-"
 logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"json": {"()": "common.logs.JsonFormatter", "service": os.environ["SERVICE"]}},
+    "formatters": {"json": {"()": "common.logs.JsonFormatter", "service": _settings.service}},
     "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stdout"}},
     # Gunicorn merges this over its defaults key by key, so root must be named here;
     # it gets its handler from the app (common.logs.configure), not twice.

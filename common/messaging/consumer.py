@@ -1,0 +1,369 @@
+"""The event consumer: one unit of work per batch of delivered events.
+
+The consumer owns the transaction; handlers are plain domain functions, an
+event in and the events to announce out (`reserve_stock(event) -> [outcome]`),
+with no session, commit or broker code. For each batch of messages (up to
+`batch_size`, or what arrived within a couple of milliseconds of the first):
+
+1. decode and validate each with its contract: what can't be is dead-lettered
+   at once, and the rest go on;
+2. in one transaction: claim every event id (processed_events), lock what the
+   batch will touch (`lock`, in a fixed order, so that two workers' batches queue
+   up instead of deadlocking), call each new event's handler, add the events the
+   handlers return to the outbox, and commit;
+3. then ack the whole batch with one multiple-ack.
+
+Nothing is acked before its effect is committed, and a handler can't commit
+half a batch (a commit while handlers run raises). If the batch fails, it is
+tried again one message per transaction, so that only the guilty message fails:
+an InvalidEvent is dead-lettered; anything else (a bug, a constraint) is given
+back to the queue after a pause, and the quorum queue's delivery limit
+dead-letters it if that keeps happening, so nothing loops forever and nothing is
+dropped silently. While the database is unreachable the batch is kept and tried
+again in place with backoff, without spending deliveries, for up to
+`transient_budget` seconds; then it is given back. A crash between the commit
+and the ack redelivers the batch, and the claims absorb it.
+"""
+import logging
+import socket
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from amqp.exceptions import AMQPError
+from flask_sqlalchemy import SQLAlchemy
+from kombu import Connection, Queue
+from kombu.exceptions import KombuError
+from kombu.mixins import ConsumerMixin
+from prometheus_client.core import GaugeMetricFamily
+from sqlalchemy import event as sqlalchemy_event
+
+from common import context, metrics
+from common.database import DATABASE_UNAVAILABLE
+from common.messaging import outbox, topology
+from common.messaging.contracts import EventType, InvalidEvent
+from common.messaging.idempotency import ProcessedEventMixin, claim
+from common.messaging.outbox import OutboxMixin
+from common.messaging.process import Loop, backoff
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[dict], list[dict]]
+Lock = Callable[[list[dict]], None]
+
+
+@dataclass(frozen=True)
+class Delivery:
+    message: object  # kombu.Message
+    event_type: EventType
+    event: dict
+
+    @property
+    def event_id(self) -> str:
+        return str(self.event["event_id"])
+
+    @property
+    def request_id(self) -> str | None:
+        return self.message.headers.get(context.AMQP_HEADER)
+
+
+class _Stopping(Exception):
+    """Raised inside kombu's reconnect loop to leave it when asked to stop."""
+
+
+class _OutageOutlasted(Exception):
+    """The database stayed unreachable for longer than the budget."""
+
+
+class HandlerCommitted(RuntimeError):
+    """A handler committed: the consumer alone commits, once per batch."""
+
+
+class EventConsumer(Loop, ConsumerMixin):
+    def __init__(
+        self,
+        amqp_url: str,
+        db: SQLAlchemy,
+        queue: Queue,
+        handlers: dict[EventType, Handler],
+        *,
+        processed: type[ProcessedEventMixin],
+        outbox_model: type[OutboxMixin],
+        lock: Lock | None = None,
+        batch_size: int = 100,
+        prefetch: int = 200,
+        linger: float = 0.002,
+        transient_budget: float = 60.0,
+        max_pause: float = 5.0,
+        heartbeat_path: str | None = None,
+    ):
+        super().__init__(heartbeat_path)
+        self.connection = Connection(amqp_url, heartbeat=30)
+        self.db = db
+        self.queue = queue
+        self.handlers = {event_type.routing_key: (event_type, handler) for event_type, handler in handlers.items()}
+        self.processed = processed
+        self.outbox_model = outbox_model
+        self.lock = lock
+        self.batch_size = batch_size
+        self.prefetch = max(prefetch, batch_size)  # a batch can't be larger than what the broker lends
+        self.linger = linger
+        self.transient_budget = transient_budget
+        self.max_pause = max_pause
+        self._pending: list[Delivery] = []
+        self._handlers_running = False
+
+    def serve(self) -> None:
+        self.install_signal_handlers()
+        try:
+            self.run()
+        finally:
+            self.connection.release()
+            self.close()
+        log.info("stopped")
+
+    def run(self, *args, **kwargs) -> None:
+        sqlalchemy_event.listen(self.db.session, "before_commit", self._refuse_handler_commits)
+        try:
+            super().run(*args, **kwargs)
+        except _Stopping:  # asked to stop while reconnecting
+            pass
+        finally:
+            sqlalchemy_event.remove(self.db.session, "before_commit", self._refuse_handler_commits)
+
+    # -- kombu -----------------------------------------------------------------------
+
+    def get_consumers(self, Consumer, channel):
+        for queue in topology.DECLARED_QUEUES:
+            queue(channel).declare()
+        return [Consumer(queues=[self.queue], callbacks=[self.on_message], accept=["json"], prefetch_count=self.prefetch)]
+
+    def consume(self, limit=None, timeout=None, safety_interval=1, **kwargs):
+        """kombu's loop, taking messages in batches: wait for a first message, then
+        for more only as long as they keep coming (`linger`), then handle the batch."""
+        self._pending = []  # a new channel: tags of an earlier one mean nothing
+        with self.consumer_context(**kwargs) as (connection, _channel, _consumers):
+            while not self.should_stop:
+                self.on_iteration()
+                try:
+                    connection.drain_events(timeout=self.linger if self._pending else safety_interval)
+                except socket.timeout:
+                    connection.heartbeat_check()
+                    self._flush()
+                    continue
+                except OSError:
+                    if self.should_stop:
+                        break
+                    raise
+                if len(self._pending) >= self.batch_size:
+                    self._flush()
+                yield
+            self._flush()  # finish the batch in hand before stopping
+
+    def on_connection_error(self, exc, interval):
+        if self.should_stop:
+            raise _Stopping()
+        self.beat(problem="broker unreachable")
+        log.warning("broker unreachable (%s); reconnecting in %.1fs", exc, interval)
+
+    def on_consume_ready(self, connection, channel, consumers, **kwargs):
+        log.info("consuming from %s, up to %d events per transaction", self.queue.name, self.batch_size)
+
+    def on_iteration(self):
+        # Runs at least once a second while connected: proof of life for healthchecks.
+        self.beat()
+
+    def on_decode_error(self, message, exc):
+        # kombu's default acks (drops) what it can't decode; keep it for inspection instead.
+        log.error("undecodable message %s (%s); dead-lettering it", message.delivery_tag, exc)
+        self._dead_letter(message)
+
+    def on_message(self, body, message):
+        try:
+            event_type, event = self._decode(body, message)
+        except InvalidEvent as exc:
+            with context.bound(message.headers.get(context.AMQP_HEADER)):
+                log.error("invalid event %s: %s; dead-lettering it", _event_id(body), exc)
+            self._dead_letter(message)
+            return
+        self._pending.append(Delivery(message, event_type, event))
+
+    def _decode(self, body, message) -> tuple[EventType, dict]:
+        routing_key = message.delivery_info.get("routing_key", "")
+        known = self.handlers.get(routing_key)
+        if known is None:
+            raise InvalidEvent(f"this consumer handles no {routing_key!r} events")
+        event_type = known[0]
+        claimed = body.get("type") if isinstance(body, dict) else None
+        if claimed != routing_key:
+            raise InvalidEvent(f"routed as {routing_key!r} but its type is {claimed!r}")
+        return event_type, event_type.load(body)
+
+    # -- a batch -----------------------------------------------------------------------
+
+    def _flush(self) -> None:
+        batch, self._pending = self._pending, []
+        if not batch:
+            return
+        metrics.CONSUMER_BATCH.labels(self.queue.name).observe(len(batch))
+        try:
+            self._apply_waiting_out_outages(batch)
+        except _OutageOutlasted:
+            for delivery in batch:
+                self._give_back(delivery, f"the database was unreachable for {self.transient_budget:.0f}s")
+            return
+        except _Stopping:
+            return  # unacked: the broker hands them out again after we disconnect
+        except Exception as exc:  # noqa: BLE001 - find the guilty message, one at a time
+            if len(batch) == 1:
+                self._fail(batch[0], exc)
+                return
+            log.warning("a batch of %d failed (%s: %s); retrying one event at a time", len(batch), type(exc).__name__, exc)
+            for delivery in batch:
+                self._flush_one(delivery)
+            return
+        batch[-1].message.ack(multiple=True)  # every delivery of the batch: their tags are the channel's oldest
+        metrics.EVENTS_CONSUMED.labels(self.queue.name, "handled").inc(len(batch))
+
+    def _flush_one(self, delivery: Delivery) -> None:
+        try:
+            self._apply_waiting_out_outages([delivery])
+        except _OutageOutlasted:
+            self._give_back(delivery, f"the database was unreachable for {self.transient_budget:.0f}s")
+        except _Stopping:
+            pass
+        except Exception as exc:  # noqa: BLE001 - this one is the guilty one
+            self._fail(delivery, exc)
+        else:
+            delivery.message.ack()
+            metrics.EVENTS_CONSUMED.labels(self.queue.name, "handled").inc()
+
+    def _apply_waiting_out_outages(self, batch: Sequence[Delivery]) -> None:
+        outage_started, attempt = time.monotonic(), 0
+        while True:
+            try:
+                return self._apply(batch)
+            except DATABASE_UNAVAILABLE as exc:
+                attempt += 1
+                if self.should_stop:
+                    raise _Stopping() from exc
+                if time.monotonic() - outage_started >= self.transient_budget:
+                    raise _OutageOutlasted() from exc
+                delay = backoff(attempt, cap=self.max_pause)
+                log.warning("database unreachable (%s); retrying %d events in %.1fs", exc, len(batch), delay)
+                metrics.EVENTS_RETRIED.labels(self.queue.name).inc(len(batch))
+                self.beat(problem="database unreachable")
+                self.pause(delay)
+
+    def _apply(self, batch: Sequence[Delivery]) -> None:
+        """The unit of work: claims, locks, effects and outgoing events, one commit."""
+        session = self.db.session
+        try:
+            fresh = claim(session, self.processed, [delivery.event_id for delivery in batch])
+            todo = []
+            for delivery in batch:
+                if delivery.event_id in fresh:
+                    todo.append(delivery)
+                    fresh.discard(delivery.event_id)  # a second copy in the same batch is a duplicate too
+                else:
+                    with context.bound(delivery.request_id):
+                        log.info("event %s handled before; nothing to do", delivery.event_id)
+            outgoing = []
+            self._handlers_running = True
+            try:
+                if todo and self.lock:
+                    self.lock([delivery.event for delivery in todo])
+                for delivery in todo:
+                    with context.bound(delivery.request_id):
+                        _, handle = self.handlers[delivery.event_type.routing_key]
+                        outgoing += [outbox.message(event) for event in handle(delivery.event)]
+            finally:
+                self._handlers_running = False
+            outbox.add(session, self.outbox_model, outgoing)
+            session.commit()
+        finally:
+            # Whatever happened, no transaction is left open for the next batch and
+            # the connection goes back to the pool.
+            self.db.session.remove()
+
+    def _refuse_handler_commits(self, session):
+        if self._handlers_running:
+            raise HandlerCommitted("handlers must not commit: the consumer commits the whole batch")
+
+    # -- settling one message ----------------------------------------------------------
+
+    def _fail(self, delivery: Delivery, exc: Exception) -> None:
+        with context.bound(delivery.request_id):
+            if isinstance(exc, InvalidEvent):
+                log.error("invalid event %s: %s; dead-lettering it", delivery.event_id, exc)
+                self._dead_letter(delivery.message)
+                return
+            log.error("event %s failed", delivery.event_id, exc_info=exc)
+            self._give_back(delivery, "handler failed")
+
+    def _dead_letter(self, message) -> None:
+        message.reject(requeue=False)
+        metrics.EVENTS_CONSUMED.labels(self.queue.name, "dead_lettered").inc()
+
+    def _give_back(self, delivery: Delivery, why: str) -> None:
+        """Requeue after a pause; each return counts against the delivery limit."""
+        count = int(delivery.message.headers.get("x-delivery-count") or 0) + 1
+        delay = backoff(count, cap=self.max_pause)
+        with context.bound(delivery.request_id):
+            log.error(
+                "event %s: %s (delivery %d; dead-lettered after %d); requeueing in %.1fs",
+                delivery.event_id, why, count, topology.DELIVERY_LIMIT, delay,
+            )
+        self.pause(delay)
+        delivery.message.requeue()
+        metrics.EVENTS_CONSUMED.labels(self.queue.name, "requeued").inc()
+
+
+def _event_id(body) -> str:
+    return body.get("event_id", "?") if isinstance(body, dict) else "?"
+
+
+class QueueDepthCollector:
+    """Queue depths, read from the broker when metrics are scraped."""
+
+    def __init__(self, amqp_url: str, queue_list: list[Queue]):
+        self.amqp_url = amqp_url
+        self.queue_list = queue_list
+
+    def collect(self):
+        depth = GaugeMetricFamily("shop_queue_messages", "Messages waiting in a queue", labels=["queue"])
+        try:
+            with Connection(self.amqp_url, connect_timeout=2) as connection:
+                for queue in self.queue_list:
+                    ready = queue(connection.default_channel).queue_declare(passive=True).message_count
+                    depth.add_metric([queue.name], ready)
+        except (KombuError, AMQPError, OSError):  # broker away or queue missing: report nothing
+            return
+        yield depth
+
+
+def consumer_for(
+    app,
+    queue: Queue,
+    handlers: dict[EventType, Handler],
+    *,
+    processed: type[ProcessedEventMixin],
+    outbox_model: type[OutboxMixin],
+    lock: Lock | None = None,
+    heartbeat_path: str | None = None,
+) -> EventConsumer:
+    """A service's consumer, as its settings say (broker, batch size, prefetch)."""
+    settings = app.config["SETTINGS"]
+    return EventConsumer(
+        settings.amqp_url, app.extensions["sqlalchemy"], queue, handlers,
+        processed=processed, outbox_model=outbox_model, lock=lock,
+        batch_size=settings.worker_batch_size, prefetch=settings.worker_prefetch, heartbeat_path=heartbeat_path,
+    )
+
+
+def serve_consumer(app, consumer: EventConsumer) -> None:
+    """The body of a service's worker process; handlers run inside the app's context."""
+    settings = app.config["SETTINGS"]
+    metrics.serve(settings, [QueueDepthCollector(settings.amqp_url, [consumer.queue, topology.DEAD_LETTER_QUEUE])])
+    with app.app_context():
+        consumer.serve()

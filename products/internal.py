@@ -1,0 +1,59 @@
+"""The products service's internal API, for orders: never routed by the gateway.
+
+It answers only on the internal listener (INTERNAL_BIND: natively
+127.0.0.1:8112, in containers port 8001), which only orders reaches (the
+Kubernetes NetworkPolicies say so too); on the public port these paths are 404.
+Not in the OpenAPI document: that describes what clients can call.
+"""
+import marshmallow as ma
+from flask import Blueprint, abort, current_app, request
+from sqlalchemy import select
+
+from common.fields import MAX_ID, Money, StrictInteger
+from products.models import Product, db
+
+MAX_IDS = 100  # an order has at most 100 lines
+
+internal = Blueprint("internal", __name__, url_prefix="/internal")
+
+
+class LookupArgsSchema(ma.Schema):
+    id = ma.fields.List(
+        StrictInteger(validate=ma.validate.Range(min=1, max=MAX_ID)),
+        required=True,
+        validate=ma.validate.Length(min=1, max=MAX_IDS),
+    )
+
+
+class CatalogEntrySchema(ma.Schema):
+    id = ma.fields.Integer()
+    price = Money()
+    quantity = ma.fields.Integer()
+
+
+lookup_args = LookupArgsSchema()
+catalog_entries = CatalogEntrySchema(many=True)
+
+
+@internal.before_request
+def on_the_internal_listener_only():
+    port = current_app.config["SETTINGS"].internal_port
+    if port is None or request.environ.get("SERVER_PORT") != str(port):
+        abort(404)
+
+
+@internal.get("/products")
+def lookup():
+    """GET /internal/products?id=1&id=2: {"products": [{id, price, quantity}, ...]},
+    the ones that exist, for all lines of an order in one round trip."""
+    values = request.args.getlist("id")
+    if set(request.args) != {"id"} or not all(value.isascii() and value.isdigit() for value in values):
+        abort(400)
+    try:
+        ids = lookup_args.load({"id": [int(value) for value in values]})["id"]
+    except ma.ValidationError:
+        abort(400)
+    rows = db.session.execute(
+        select(Product.id, Product.price, Product.quantity).where(Product.id.in_(ids))
+    ).all()
+    return {"products": catalog_entries.dump(rows)}

@@ -1,0 +1,108 @@
+"""Fixtures for the messaging machinery: a queue and an event type of the tests'
+own, and consumers whose unit of work runs in the products test database."""
+import marshmallow as ma
+import pytest
+from kombu import Connection
+from sqlalchemy import func, select
+
+from common.messaging import topology
+from common.messaging.consumer import EventConsumer
+from common.messaging.contracts import EventSchema, EventType
+from common.messaging.publisher import Outgoing, Publisher
+from products.models import OutboxMessage, ProcessedEvent, Product, db
+from tests.support import running
+
+
+class NoteSchema(EventSchema):
+    """test.note: a note; a handler that takes it stores a product named after it."""
+
+    note = ma.fields.String(required=True)
+
+
+NOTE = EventType("test.note", 1, {1: NoteSchema()})
+TEST_QUEUE = topology.event_queue("test.notes", NOTE.routing_key)
+
+
+@pytest.fixture
+def test_queue(broker):
+    bound = TEST_QUEUE(broker.default_channel)
+    bound.declare()
+    bound.purge()
+    yield TEST_QUEUE
+    bound.purge()
+
+
+@pytest.fixture
+def send(amqp_url, test_queue):
+    """Publish test.note events (or any body, with `raw`) to the test queue."""
+    publisher = Publisher(amqp_url)
+
+    def _send(*events):
+        publisher.publish([Outgoing(event, NOTE.routing_key) for event in events])
+
+    yield _send
+    publisher.close()
+
+
+@pytest.fixture
+def send_raw(amqp_url, test_queue):
+    def _send(body: bytes, content_type="application/json"):
+        with Connection(amqp_url) as connection, connection.Producer() as producer:
+            producer.publish(body, exchange=topology.EVENTS, routing_key=NOTE.routing_key,
+                             content_type=content_type, content_encoding="binary")
+
+    return _send
+
+
+def note(text: str) -> dict:
+    return NOTE.new(note=text)
+
+
+class StoreNote:
+    """A handler as a service writes one: it changes rows and returns events, and
+    never commits. This one stores a product named after the note, announces it,
+    and fails as told."""
+
+    def __init__(self, fail=lambda event: None):
+        self.calls = []
+        self.fail = fail
+
+    def __call__(self, event):
+        self.calls.append(event["note"])
+        self.fail(event)
+        db.session.add(Product(name=event["note"], price=1, quantity=1, created_by=1))
+        return [NOTE.new(note=f"stored {event['note']}")]
+
+
+@pytest.fixture
+def consume(amqp_url, products_app, clean_products, test_queue):
+    """Run a consumer of the test queue with this handler while the block runs."""
+
+    def _consume(handler, **options):
+        options = {"max_pause": 0.05, "batch_size": 10, "prefetch": 10, **options}
+        consumer = EventConsumer(
+            amqp_url, db, TEST_QUEUE, {NOTE: handler}, processed=ProcessedEvent, outbox_model=OutboxMessage, **options
+        )
+        return running(consumer, products_app)
+
+    return _consume
+
+
+@pytest.fixture
+def stored(products_app):
+    """The notes whose effect is committed (product names), and the events announced."""
+
+    class Stored:
+        def notes(self):
+            with products_app.app_context():
+                return sorted(db.session.scalars(select(Product.name)))
+
+        def announced(self):
+            with products_app.app_context():
+                return sorted(db.session.scalars(select(OutboxMessage.payload["note"].astext)))
+
+        def claims(self):
+            with products_app.app_context():
+                return db.session.scalar(select(func.count()).select_from(ProcessedEvent))
+
+    return Stored()
