@@ -6,6 +6,7 @@ products, and stores it with every outbox event, whose AMQP headers carry it to
 the workers, which handle each message under it. Every log line written
 meanwhile names it, so `scripts/stack logs --request-id ID` tells the whole story.
 """
+
 import re
 import uuid
 from contextlib import contextmanager

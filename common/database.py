@@ -1,5 +1,6 @@
 """Database pieces every service shares: the SQLAlchemy object, the errors that
 mean "unreachable", and how connections survive a PostgreSQL restart."""
+
 import time
 
 from flask_sqlalchemy import SQLAlchemy

@@ -6,6 +6,7 @@ scripts ("١٢"), so a string that looks like one number to a client's validator
 can be another to ours. Query parameters, which can only be strings, are held
 to plain ASCII digits for the same reason.
 """
+
 import re
 import unicodedata
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation

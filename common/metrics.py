@@ -5,6 +5,7 @@ route to it. Gunicorn runs several worker processes, so their counts are kept in
 PROMETHEUS_MULTIPROC_DIR (set by common.http.gunicorn_conf) and summed on scrape.
 Workers and relays are single processes and serve their metrics on METRICS_PORT.
 """
+
 import logging
 import os
 
@@ -21,9 +22,7 @@ from prometheus_client import (
 
 log = logging.getLogger(__name__)
 
-HTTP_REQUESTS = Counter(
-    "shop_http_requests_total", "HTTP requests answered", ["service", "method", "route", "status"]
-)
+HTTP_REQUESTS = Counter("shop_http_requests_total", "HTTP requests answered", ["service", "method", "route", "status"])
 HTTP_LATENCY = Histogram(
     "shop_http_request_duration_seconds",
     "Time to answer an HTTP request",
@@ -31,7 +30,9 @@ HTTP_LATENCY = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
 EVENTS_PUBLISHED = Counter("shop_events_published_total", "Events the broker confirmed", ["service", "type"])
-PUBLISH_FAILURES = Counter("shop_events_publish_failures_total", "Publishes that failed and will be retried", ["service"])
+PUBLISH_FAILURES = Counter(
+    "shop_events_publish_failures_total", "Publishes that failed and will be retried", ["service"]
+)
 EVENTS_CONSUMED = Counter(
     "shop_events_consumed_total",
     "Messages a worker finished with, by outcome: handled, dead_lettered, requeued",

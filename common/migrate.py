@@ -12,6 +12,7 @@ changed"`, read it, commit it.
 A service's /readyz says "not ready" while its database is behind the migrations
 its code was written for, so new code never serves an old schema.
 """
+
 import argparse
 import importlib
 import logging

@@ -4,6 +4,7 @@ Each `<service>/migrations/env.py` just calls run(): Flask-Migrate has already
 bound the app, so the database and the metadata come from the service's own
 SQLAlchemy object and no service can migrate another's tables.
 """
+
 import logging
 from logging.config import fileConfig
 

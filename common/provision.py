@@ -12,6 +12,7 @@ run its own migrations and nothing else.
 The native stack calls it before migrating; under docker compose a one-shot
 container runs it before any service starts.
 """
+
 import sys
 from urllib.parse import unquote, urlsplit
 

@@ -13,6 +13,7 @@ The defaults are those of the native stack (scripts/stack): every service on
 local PostgreSQL, the local RabbitMQ. docker-compose.yml and the Kubernetes
 manifests set what differs.
 """
+
 import os
 from dataclasses import dataclass, field, fields
 

@@ -5,6 +5,7 @@ secret filled in (``python -m kong render``); hosts without Docker run HAProxy w
 a config generated from it (``python -m kong haproxy``), which refuses anything in
 kong.yml that it cannot translate faithfully.
 """
+
 from kong.config import load, render, write_private_file, write_rendered
 from kong.errors import ConfigError
 from kong.haproxy import generate_haproxy_config

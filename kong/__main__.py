@@ -10,6 +10,7 @@ ${NAME} placeholders are filled in from the environment. Both outputs hold the
 jwt secret, so they only ever go to a file (mode 0600), never to stdout. Errors
 are one line on stderr and exit status 2.
 """
+
 import argparse
 import sys
 

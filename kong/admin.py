@@ -12,6 +12,7 @@ purpose, from a container that shares Kong's network namespace:
 This only ever GETs: Kong's configuration changes by editing kong.yml, never by
 writing to the Admin API.
 """
+
 import json
 import os
 import sys

@@ -7,6 +7,7 @@ Like the Lua, the rules read the token's parts as text: without escapes, control
 characters or repeated members (the contract refuses those), a member's name and
 value can be found in the JSON text exactly, whichever parser reads it next.
 """
+
 from kong.lua import BEARER_CONTRACT_DIGITS, BEARER_CONTRACT_INTEGERS, BEARER_CONTRACT_MEMBERS
 from kong.syntax import is_, literal, not_, unauthorized
 
@@ -31,7 +32,9 @@ def bearer_contract() -> list[str]:
     lines = [
         "# global pre-function: the bearer token contract (README, Security), on every route",
         unauthorized("Multiple tokens provided", is_("req.fhdr_cnt(authorization) -m int gt 1")),
-        unauthorized("Unauthorized", one, not_(f"req.fhdr(authorization) -m reg {literal(SCHEME)}"), challenge="Bearer"),
+        unauthorized(
+            "Unauthorized", one, not_(f"req.fhdr(authorization) -m reg {literal(SCHEME)}"), challenge="Bearer"
+        ),
         f"http-request set-var(txn.bearer) req.fhdr(authorization),regsub({literal('^[^ ]+ +')},) if {one}",
         unauthorized(INVALID_JSON, token, not_(f"var(txn.bearer) -m reg {literal(COMPACT_JWS)}")),
     ]
@@ -50,7 +53,9 @@ def bearer_contract() -> list[str]:
     for name in BEARER_CONTRACT_INTEGERS:
         present = is_(f"var(txn.bearer_claims) -m reg {literal(_member(name))}")
         whole = rf"{_member(name)}{WS}*[0-9]{{1,{BEARER_CONTRACT_DIGITS}}}{WS}*[,}}]"
-        lines.append(unauthorized(INVALID_CLAIMS, token, present, not_(f"var(txn.bearer_claims) -m reg {literal(whole)}")))
+        lines.append(
+            unauthorized(INVALID_CLAIMS, token, present, not_(f"var(txn.bearer_claims) -m reg {literal(whole)}"))
+        )
     return lines
 
 

@@ -4,6 +4,7 @@ Kong can't read a jwt secret from a vault, so the copy real Kong reads holds it
 literally: it is rendered just before Kong starts, from the environment, and
 written readable by its owner only.
 """
+
 import os
 import re
 import tempfile

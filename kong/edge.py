@@ -7,6 +7,7 @@ the proxy_set_header lines, the error pages), kong/runloop/handler.lua (what the
 X-Forwarded-* headers are, for a client Kong doesn't trust), kong/router/utils.lua
 and kong/tools/uri.lua (the path the router matches and the service receives).
 """
+
 from kong.model import SizeLimit
 from kong.syntax import is_, literal, reply
 

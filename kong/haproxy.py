@@ -8,15 +8,28 @@ what can be translated; this module writes the HAProxy rules for it.
 The output holds the jwt secrets (base64-encoded, which hides nothing): write it
 with config.write_private_file, never print it.
 """
+
 import base64
 import ipaddress
 import re
 from collections.abc import Mapping
 from itertools import combinations
 
-from kong.errors import ConfigError
 from kong import edge
 from kong.bearer import bearer_contract
+from kong.errors import ConfigError
+from kong.model import (
+    CorrelationId,
+    Credential,
+    Gateway,
+    JwtAuth,
+    RateLimit,
+    ResponseHeaders,
+    Route,
+    Service,
+    SizeLimit,
+    parse,
+)
 from kong.syntax import (
     INVALID_TOKEN,
     JSON,
@@ -29,18 +42,6 @@ from kong.syntax import (
     section,
     unauthorized,
     words,
-)
-from kong.model import (
-    CorrelationId,
-    Credential,
-    Gateway,
-    JwtAuth,
-    RateLimit,
-    ResponseHeaders,
-    Route,
-    Service,
-    SizeLimit,
-    parse,
 )
 
 DEFAULT_BIND = "0.0.0.0:8000"  # Kong's proxy_listen
@@ -70,8 +71,19 @@ NO_ROUTE = "no Route matched with those values"
 # The algorithms Kong's jwt_parser knows: a token naming any other ("none",
 # typically) fails to decode there, before its credential is even looked up.
 KONG_JWT_ALGORITHMS = (
-    "HS256", "HS384", "HS512", "RS256", "RS384", "RS512",
-    "ES256", "ES384", "ES512", "PS256", "PS384", "PS512", "EdDSA",
+    "HS256",
+    "HS384",
+    "HS512",
+    "RS256",
+    "RS384",
+    "RS512",
+    "ES256",
+    "ES384",
+    "ES512",
+    "PS256",
+    "PS384",
+    "PS512",
+    "EdDSA",
 )
 INTEGER = r"^-?[0-9]+$"
 # claims_to_verify: claim -> (Kong's error, the test on `claim - now` that fails it)
@@ -306,8 +318,7 @@ def _routing(routes: tuple[Route, ...]) -> list[str]:
         lines.append(f"http-request set-var(txn.route) str({route.name}) if {' '.join(conditions)}")
     lines += [
         "# Kong answers 404 both when no path matches and when only the method doesn't.",
-        f"http-request return status 404 content-type {quoted(JSON)} string {quoted(message(NO_ROUTE))} "
-        f"if {unrouted}",
+        f"http-request return status 404 content-type {quoted(JSON)} string {quoted(message(NO_ROUTE))} if {unrouted}",
     ]
     return lines
 
@@ -340,9 +351,7 @@ def _jwt(on: str, jwt: JwtAuth, routes: list[Route], credentials: tuple[Credenti
         f"http-request set-var(txn.jwt) var(txn.bearer) if {on}",
         unauthorized("Unauthorized", on, not_("var(txn.jwt) -m found"), challenge="Bearer"),
         f"http-request set-var(txn.jwt_alg) var(txn.jwt),jwt_header_query('$.alg') if {on}",
-        unauthorized(
-            "Bad token; invalid alg", on, not_(f"var(txn.jwt_alg) -m str {words(KONG_JWT_ALGORITHMS)}")
-        ),
+        unauthorized("Bad token; invalid alg", on, not_(f"var(txn.jwt_alg) -m str {words(KONG_JWT_ALGORITHMS)}")),
         # The claim naming the credential, from the payload or else the header.
         f"http-request set-var(txn.jwt_key) var(txn.jwt),jwt_payload_query('$.{claim}') if {on}",
         f"http-request set-var(txn.jwt_key) var(txn.jwt),jwt_header_query('$.{claim}') "
@@ -358,9 +367,7 @@ def _jwt(on: str, jwt: JwtAuth, routes: list[Route], credentials: tuple[Credenti
         # jwt_verify answers 1 for a good signature, 0 or less for anything else.
         signed = f"var(txn.jwt),jwt_verify({credential.algorithm},{_secret_var(number)}) -m int 1"
         lines += [
-            unauthorized(
-                "Invalid algorithm", on, this_key, not_(f"var(txn.jwt_alg) -m str {credential.algorithm}")
-            ),
+            unauthorized("Invalid algorithm", on, this_key, not_(f"var(txn.jwt_alg) -m str {credential.algorithm}")),
             unauthorized("Invalid signature", on, this_key, not_(signed)),
             f"http-request set-var(txn.jwt_consumer) str({credential.consumer}) if {on} {this_key}",
         ]
@@ -406,7 +413,8 @@ def _jwt_claims(on: str, jwt: JwtAuth) -> list[str]:
         for failed in combinations(claims, size):
             body = "{" + ",".join(f'"{claim}":"%[var(txn.jwt_{claim}_error)]"' for claim in failed) + "}"
             conditions = [
-                is_(f"var(txn.jwt_{claim}_error) -m found") if claim in failed
+                is_(f"var(txn.jwt_{claim}_error) -m found")
+                if claim in failed
                 else not_(f"var(txn.jwt_{claim}_error) -m found")
                 for claim in claims
             ]

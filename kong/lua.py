@@ -7,6 +7,7 @@ HAProxy rules together. Snippets are compared line by line, leading and
 trailing blanks ignored (indentation is YAML's business), inner spacing kept
 (it can be inside a string or a pattern).
 """
+
 from typing import Any
 
 # The global pre-function: the bearer token contract (kong.yml's comment and the

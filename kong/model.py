@@ -14,6 +14,7 @@ Plugins are global unless said otherwise: jwt and rate-limiting may also sit on
 a service or a route, where, as in Kong, the most specific config replaces the
 others.
 """
+
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -324,8 +325,7 @@ def _route(node: Any, where: str, default_name: str, service: str, inherited: _S
             "(Kong's default, true, strips the matched path before proxying)"
         )
     paths = tuple(
-        _path(path, f"{where}.paths[{index}]")
-        for index, path in enumerate(_list(node.get("paths"), f"{where}.paths"))
+        _path(path, f"{where}.paths[{index}]") for index, path in enumerate(_list(node.get("paths"), f"{where}.paths"))
     )
     methods = tuple(
         _name(method, f"{where}.methods[{index}]", METHOD)
@@ -387,16 +387,12 @@ def _jwt_auth(plugin: tuple[Mapping, str]) -> JwtAuth:
     claims = _list(config.get("claims_to_verify"), f"{where}.claims_to_verify")
     for claim in claims:
         if claim not in VERIFIABLE_CLAIMS:
-            raise ConfigError(
-                f"{where}.claims_to_verify: {claim!r} is not one of {', '.join(VERIFIABLE_CLAIMS)}"
-            )
+            raise ConfigError(f"{where}.claims_to_verify: {claim!r} is not one of {', '.join(VERIFIABLE_CLAIMS)}")
     _unique(claims, f"claim in {where}.claims_to_verify")
 
     maximum = config.get("maximum_expiration", 0)
     if type(maximum) is not int or not 0 <= maximum <= MAXIMUM_EXPIRATION_LIMIT:  # bool is an int subclass
-        raise ConfigError(
-            f"{where}.maximum_expiration: must be whole seconds from 0 to {MAXIMUM_EXPIRATION_LIMIT}"
-        )
+        raise ConfigError(f"{where}.maximum_expiration: must be whole seconds from 0 to {MAXIMUM_EXPIRATION_LIMIT}")
     if maximum > 0 and "exp" not in claims:
         raise ConfigError(f"{where}.maximum_expiration: needs exp in claims_to_verify (as Kong requires)")
 
@@ -410,8 +406,7 @@ def _jwt_auth(plugin: tuple[Mapping, str]) -> JwtAuth:
         )
     if config["uri_param_names"] != []:
         raise ConfigError(
-            f"{where}.uri_param_names: the generator translates only [] "
-            "(tokens in query strings end up in logs)"
+            f"{where}.uri_param_names: the generator translates only [] (tokens in query strings end up in logs)"
         )
     if config.get("cookie_names", []) != []:
         raise ConfigError(f"{where}.cookie_names: the generator translates only []")

@@ -3,6 +3,7 @@
 Everything that puts text into the generated config goes through these, so that
 no value can break out of its word or its quotes.
 """
+
 import json
 import re
 

@@ -1,4 +1,5 @@
 """orders: places orders after checking the catalog, and announces them as OrderCreated."""
+
 import os
 
 from flask import Flask

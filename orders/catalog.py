@@ -4,6 +4,7 @@ One request for all lines of an order, over a pooled keep-alive session with a
 short timeout: placing an order waits on this, so a slow products service must
 fail fast (503) rather than hold the order's request.
 """
+
 import logging
 from dataclasses import dataclass
 from decimal import Decimal

@@ -3,6 +3,7 @@
 Domain code: it raises what went wrong (UnknownProduct, OutOfStock, or
 CatalogUnavailable from the catalog) and the routes say it in HTTP.
 """
+
 from decimal import Decimal
 
 from flask import current_app
@@ -46,9 +47,9 @@ def place(user_id: int, lines: list[dict]) -> dict:
     # Set-based: one INSERT … RETURNING for the order, one for its lines, one for
     # its event, then the commit; no objects to track for a row written once.
     order_id, created_at = db.session.execute(
-        insert(Order.__table__).values(user_id=user_id, status=PENDING, total=total).returning(
-            Order.__table__.c.id, Order.__table__.c.created_at
-        )
+        insert(Order.__table__)
+        .values(user_id=user_id, status=PENDING, total=total)
+        .returning(Order.__table__.c.id, Order.__table__.c.created_at)
     ).one()
     db.session.execute(insert(OrderItem.__table__), [{"order_id": order_id, **item} for item in items])
     # The event commits with the order or not at all; orders-relay publishes it.
@@ -57,5 +58,12 @@ def place(user_id: int, lines: list[dict]) -> dict:
     )
     outbox.add(db.session, OutboxMessage, [outbox.message(event)])
     db.session.commit()
-    return {"id": order_id, "status": PENDING, "reason": None, "total": total, "items": items,
-            "created_at": created_at, "settled_at": None}
+    return {
+        "id": order_id,
+        "status": PENDING,
+        "reason": None,
+        "total": total,
+        "items": items,
+        "created_at": created_at,
+        "settled_at": None,
+    }

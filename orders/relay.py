@@ -2,6 +2,7 @@
 
 `python -m orders.relay`; with --healthcheck it exits 0 while its loop is alive.
 """
+
 import sys
 
 from common.messaging.process import run_process

@@ -3,6 +3,7 @@
 orders-worker calls these inside the transaction its consumer owns
 (common/messaging/consumer.py); the consumer commits and acks.
 """
+
 import logging
 
 from sqlalchemy import func, select, update

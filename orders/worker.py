@@ -2,6 +2,7 @@
 
 `python -m orders.worker`; with --healthcheck it exits 0 while its loop is alive.
 """
+
 import sys
 
 from common.messaging import contracts, topology

@@ -1,4 +1,5 @@
 """products: the catalog and the stock. Its worker (products.worker) takes stock for new orders."""
+
 import os
 
 from flask import Flask

@@ -5,6 +5,7 @@ It answers only on the internal listener (INTERNAL_BIND: natively
 Kubernetes NetworkPolicies say so too); on the public port these paths are 404.
 Not in the OpenAPI document: that describes what clients can call.
 """
+
 import marshmallow as ma
 from flask import Blueprint, abort, current_app, request
 from sqlalchemy import select
@@ -53,7 +54,5 @@ def lookup():
         ids = lookup_args.load({"id": [int(value) for value in values]})["id"]
     except ma.ValidationError:
         abort(400)
-    rows = db.session.execute(
-        select(Product.id, Product.price, Product.quantity).where(Product.id.in_(ids))
-    ).all()
+    rows = db.session.execute(select(Product.id, Product.price, Product.quantity).where(Product.id.in_(ids))).all()
     return {"products": catalog_entries.dump(rows)}

@@ -4,6 +4,7 @@ products-worker calls these inside the transaction its consumer owns
 (common/messaging/consumer.py): they read and change rows, and return the
 events to announce; the consumer commits and acks.
 """
+
 import logging
 from dataclasses import asdict, dataclass
 

@@ -28,7 +28,6 @@ class Product(db.Model):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
-
 class ProcessedEvent(ProcessedEventMixin, db.Model):
     """OrderCreated events whose outcome is committed."""
 

@@ -10,4 +10,3 @@ class ProductSchema(ma.Schema):
     name = Text(required=True, validate=ma.validate.Length(min=1, max=200))
     price = Money(required=True)
     quantity = StrictInteger(required=True, validate=ma.validate.Range(min=0, max=MAX_STOCK))
-

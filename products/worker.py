@@ -3,6 +3,7 @@
 `python -m products.worker`, its own process: its lifecycle, scaling and failure
 modes are not a web worker's. With --healthcheck it exits 0 while its loop is alive.
 """
+
 import sys
 
 from common.messaging import contracts, topology

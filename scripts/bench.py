@@ -26,6 +26,7 @@ requests instead. The mix sets how many users do which kind of request.
 wrk and this driver run on the same machine as the system: the report shows the
 CPU each part took, the load generator included.
 """
+
 import argparse
 import http.client
 import json
@@ -40,7 +41,7 @@ import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -75,7 +76,9 @@ class Http:
         for attempt in (1, 2):
             if self.conn is None:
                 self.conn = http.client.HTTPConnection(
-                    self.host, self.port, timeout=self.timeout,
+                    self.host,
+                    self.port,
+                    timeout=self.timeout,
                     source_address=(self.source, 0) if self.source else None,
                 )
             try:
@@ -188,16 +191,24 @@ def cpu_usage(before, after) -> dict:
 @dataclass
 class Phase:
     name: str
-    started: float = 0.0        # wall clock (time.time()) at the start
+    started: float = 0.0  # wall clock (time.time()) at the start
     ended: float = 0.0
-    results: dict = field(default_factory=dict)   # kind → wrk's numbers
+    results: dict = field(default_factory=dict)  # kind → wrk's numbers
     cpu: dict = field(default_factory=dict)
     warnings: list = field(default_factory=list)
 
 
-def run_wrk(name: str, targets: dict[str, tuple[str, int]], duration: float, files: dict, auth: str,
-            args, show_progress: bool = True, rates: dict[str, float] | None = None,
-            drain=None) -> Phase:
+def run_wrk(
+    name: str,
+    targets: dict[str, tuple[str, int]],
+    duration: float,
+    files: dict,
+    auth: str,
+    args,
+    show_progress: bool = True,
+    rates: dict[str, float] | None = None,
+    drain=None,
+) -> Phase:
     """Run one wrk process per kind at once; targets: kind → (base URL, connections);
     rates: kind → requests a second to offer (paced), or none for a closed loop;
     drain: called after the load, before the CPU count ends (to include async work)."""
@@ -211,14 +222,27 @@ def run_wrk(name: str, targets: dict[str, tuple[str, int]], duration: float, fil
     try:
         for kind, (base, connections) in targets.items():
             script_args = [
-                f"kind={kind}", f"ids={files['ids']}", f"users={files['users']}", f"auth={auth}",
-                f"pages={files['pages']}", f"progress={progress_dir / kind}",
+                f"kind={kind}",
+                f"ids={files['ids']}",
+                f"users={files['users']}",
+                f"auth={auth}",
+                f"pages={files['pages']}",
+                f"progress={progress_dir / kind}",
             ]
             if files.get("scarce"):
                 script_args += [f"scarce={files['scarce']}", f"scarce_pct={args.scarce}"]
             argv = [
-                "wrk", "-t1", f"-c{connections}", f"-d{duration:.0f}s", "--timeout", "10s",
-                "-s", str(LUA), base, "--", *script_args,
+                "wrk",
+                "-t1",
+                f"-c{connections}",
+                f"-d{duration:.0f}s",
+                "--timeout",
+                "10s",
+                "-s",
+                str(LUA),
+                base,
+                "--",
+                *script_args,
             ]
             env = dict(os.environ)
             env.pop("BENCH_RATE", None)
@@ -240,7 +264,8 @@ def run_wrk(name: str, targets: dict[str, tuple[str, int]], duration: float, fil
     # wrk has exited by now, so /proc no longer shows it: its CPU is in our children's rusage.
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     wrk_cores = (children.ru_utime + children.ru_stime - children_before.ru_utime - children_before.ru_stime) / (
-        after[0] - before[0])
+        after[0] - before[0]
+    )
     phase.cpu["cores"]["wrk (load generator)"] = wrk_cores
     phase.cpu["cores"] = dict(sorted(phase.cpu["cores"].items(), key=lambda kv: -kv[1]))
     phase.cpu["seconds"] = after[0] - before[0]
@@ -248,10 +273,12 @@ def run_wrk(name: str, targets: dict[str, tuple[str, int]], duration: float, fil
         phase.warnings.append("stack processes were restarted during this phase: its numbers are not valid, run again")
     if pids_before and phase.cpu["cores"]["other"] > 0.1:  # (no pid files: not the native stack)
         top = ", ".join(f"{k} {v:.2f}" for k, v in list(phase.cpu["other"].items())[:4])
-        phase.warnings.append(f"processes outside this stack used {phase.cpu['cores']['other']:.2f} cores ({top}): "
-                              "the numbers are disturbed")
+        phase.warnings.append(
+            f"processes outside this stack used {phase.cpu['cores']['other']:.2f} cores ({top}): "
+            "the numbers are disturbed"
+        )
     for kind, (out, err) in outputs.items():
-        line = next((l for l in out.splitlines() if l.startswith("BENCH-JSON ")), None)
+        line = next((text for text in out.splitlines() if text.startswith("BENCH-JSON ")), None)
         if procs[kind].returncode != 0 or line is None:
             die(f"wrk ({kind}) failed:\n{out}\n{err}")
         result = json.loads(line.removeprefix("BENCH-JSON "))
@@ -374,7 +401,7 @@ def create_users(args, run_id: str) -> list[tuple[int, str]]:
         if code != 201:
             die(f"POST /register answered {code}: {body}")
         client = Http(args.gateway, source=f"127.0.0.{2 + i % 250}" if loopback else None)
-        for attempt in range(30):
+        for _attempt in range(30):
             code, token = client.call("POST", "/token", {"email": email, "password": password})
             if code != 429:
                 break
@@ -549,7 +576,7 @@ def broker_phase(args, files, users, direct: bool) -> dict:
         backlog = queue_depth(args.amqp_url, queue)
         result["queue_depth"] = backlog
         print(f"  {backlog} OrderCreated events queued; starting products-worker", file=sys.stderr, flush=True)
-        started_wall = datetime.now(timezone.utc)
+        started_wall = datetime.now(UTC)
         started = time.monotonic()
         stack("start", "products-worker")
         # Done when the queue is empty and (if we can see it) the products side has
@@ -559,7 +586,8 @@ def broker_phase(args, files, users, direct: bool) -> dict:
                 with products_db.cursor() as cursor:
                     cursor.execute(
                         "SELECT count(*), min(processed_at), max(processed_at) FROM processed_events "
-                        "WHERE processed_at >= %s", (started_wall,)
+                        "WHERE processed_at >= %s",
+                        (started_wall,),
                     )
                     count, first, last_at = cursor.fetchone()
                 if count >= backlog:
@@ -585,8 +613,11 @@ def broker_phase(args, files, users, direct: bool) -> dict:
             products_db.close()
     # End to end: every queued order settled (through products-relay and orders-worker too).
     orders = wait_settled(args, users, direct, 0, 120)
-    settled = [parse_time(o["settled_at"]) for o in orders
-               if o["settled_at"] and placing.started <= parse_time(o["created_at"]) < placing.ended]
+    settled = [
+        parse_time(o["settled_at"])
+        for o in orders
+        if o["settled_at"] and placing.started <= parse_time(o["created_at"]) < placing.ended
+    ]
     if settled:
         result["all_settled_after_start_s"] = max(settled) - started_wall.timestamp()
     return result
@@ -602,8 +633,11 @@ def cpu_ms_per_request(phase: Phase, kind: str) -> dict[str, float]:
     """CPU milliseconds each part of the system spent per answered request."""
     seconds = phase.cpu["seconds"]
     answered = phase.results[kind]["requests"]
-    per = {group: cores * seconds * 1000 / max(answered, 1) for group, cores in phase.cpu["cores"].items()
-           if group not in NOT_THE_SYSTEM}
+    per = {
+        group: cores * seconds * 1000 / max(answered, 1)
+        for group, cores in phase.cpu["cores"].items()
+        if group not in NOT_THE_SYSTEM
+    }
     return dict(sorted(per.items(), key=lambda kv: -kv[1]))
 
 
@@ -622,8 +656,15 @@ def gateway_cost(args, files, users, direct: bool) -> dict:
         order = [("gateway", "direct") if i % 2 == 0 else ("direct", "gateway") for i in range(args.cost_rounds)]
         for route in (route for pair in order for route in pair):
             target = {kind: (args.gateway if route == "gateway" else bases[kind], args.cost_users)}
-            phase = run_wrk(f"{kind}/{route[:2]}", target, args.cost_seconds, files,
-                            "bearer" if route == "gateway" else "header", args, drain=drain)
+            phase = run_wrk(
+                f"{kind}/{route[:2]}",
+                target,
+                args.cost_seconds,
+                files,
+                "bearer" if route == "gateway" else "header",
+                args,
+                drain=drain,
+            )
             runs[route].append(phase)
         numbers = {}
         for route, phases in runs.items():
@@ -684,8 +725,10 @@ def report(summary: dict) -> str:
     add(f"{summary['users']} concurrent users {summary['connections']}, {summary['duration']:.0f}s, {mode}")
     if summary.get("vacuum"):
         v = summary["vacuum"]
-        add(f"databases vacuumed first (autovacuum is {v['autovacuum']} here; dead outbox rows found: "
-            f"{', '.join(f'{k} {n}' for k, n in v['outbox_dead_rows'].items()) or 'none'})")
+        add(
+            f"databases vacuumed first (autovacuum is {v['autovacuum']} here; dead outbox rows found: "
+            f"{', '.join(f'{k} {n}' for k, n in v['outbox_dead_rows'].items()) or 'none'})"
+        )
     add("")
     add(f"{'':<20}{'via':<9}{'req/s':>8}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}{'errors':>8}  statuses")
     for name, phase in summary["phases"].items():
@@ -697,25 +740,33 @@ def report(summary: dict) -> str:
             total += r["rps"]
             lat = r["latency_us"]
             statuses = " ".join(f"{k}:{v}" for k, v in sorted(r["statuses"].items()))
-            add(f"{LABELS[kind]:<20}{name:<9}{r['rps']:>8.0f}{fmt_ms(lat['p50']):>9}{fmt_ms(lat['p95']):>9}"
+            add(
+                f"{LABELS[kind]:<20}{name:<9}{r['rps']:>8.0f}{fmt_ms(lat['p50']):>9}{fmt_ms(lat['p95']):>9}"
                 f"{fmt_ms(lat['p99']):>9}{fmt_ms(lat['max']):>9}{r['errors']:>8}  {statuses}"
-                + "".join(f" {k}-errors:{v}" for k, v in r["socket_errors"].items() if v))
+                + "".join(f" {k}-errors:{v}" for k, v in r["socket_errors"].items() if v)
+            )
         add(f"{'all':<20}{name:<9}{total:>8.0f}")
     costs = summary.get("gateway_cost")
     if costs:
         add("")
-        add(f"gateway cost: each request alone, {summary['cost_users']} users, closed loop, "
+        add(
+            f"gateway cost: each request alone, {summary['cost_users']} users, closed loop, "
             f"{summary['cost_rounds']} x ({summary['cost_seconds']:.0f}s through the gateway + "
-            f"{summary['cost_seconds']:.0f}s direct), alternating:")
-        add(f"{'':<20}{'gateway req/s':>14}{'direct req/s':>14}{'cost':>8}{'CPU ms gw/direct':>19}{'cost':>8}"
-            f"{'p50 ms gw/direct':>19}{'errors':>7}  req/s of each run, gateway | direct")
+            f"{summary['cost_seconds']:.0f}s direct), alternating:"
+        )
+        add(
+            f"{'':<20}{'gateway req/s':>14}{'direct req/s':>14}{'cost':>8}{'CPU ms gw/direct':>19}{'cost':>8}"
+            f"{'p50 ms gw/direct':>19}{'errors':>7}  req/s of each run, gateway | direct"
+        )
         for kind, c in costs.items():
             g, d = c["gateway"], c["direct"]
             by_cpu = f"{c['cost_by_cpu']:.1%}" if c.get("cost_by_cpu") is not None else "–"
-            add(f"{LABELS[kind]:<20}{g['rps']:>14.0f}{d['rps']:>14.0f}{c['cost']:>8.1%}"
+            add(
+                f"{LABELS[kind]:<20}{g['rps']:>14.0f}{d['rps']:>14.0f}{c['cost']:>8.1%}"
                 f"{sum(g['cpu_ms'].values()):>10.2f} / {sum(d['cpu_ms'].values()):<6.2f}{by_cpu:>8}"
                 f"{g['p50_ms']:>10.1f} / {d['p50_ms']:<6.1f}{g['errors'] + d['errors']:>7}"
-                f"  {' '.join(map(str, g['rps_runs']))} | {' '.join(map(str, d['rps_runs']))}")
+                f"  {' '.join(map(str, g['rps_runs']))} | {' '.join(map(str, d['rps_runs']))}"
+            )
         add("(cost = 1 - gateway ÷ direct, by req/s and by CPU per request; on a machine whose cores are the")
         add(" limit the two estimate the same thing, and the CPU one is the steadier)")
         add("")
@@ -728,36 +779,46 @@ def report(summary: dict) -> str:
             cpu = c["gateway"]["cpu_ms"]
             total = sum(cpu.values())
             ceiling = summary["machine"]["cpus"] * 1000 / total if total else 0
-            add(f"{LABELS[kind]:<20}{total:>7.2f}{ceiling:>7.0f}/s  "
-                + "  ".join(f"{cpu.get(g, 0):>{len(g)}.2f}" for g in groups))
+            add(
+                f"{LABELS[kind]:<20}{total:>7.2f}{ceiling:>7.0f}/s  "
+                + "  ".join(f"{cpu.get(g, 0):>{len(g)}.2f}" for g in groups)
+            )
         add("(ceiling: the req/s all cores could serve at that CPU cost, with nothing else running)")
     gw = summary["phases"].get("gateway")
     if gw and gw.get("cpu"):
         cores = gw["cpu"]["cores"]
         system = sum(c for group, c in cores.items() if group not in ("wrk (load generator)", "bench driver", "other"))
-        add(f"HAProxy's CPU in the mixed run: {cores.get('gateway', 0):.2f} cores, "
-            f"{cores.get('gateway', 0) / max(system, 1e-9):.1%} of what the system used")
+        add(
+            f"HAProxy's CPU in the mixed run: {cores.get('gateway', 0):.2f} cores, "
+            f"{cores.get('gateway', 0) / max(system, 1e-9):.1%} of what the system used"
+        )
     add("")
     add("settlement lag (created_at → settled_at of each order placed, read from the orders API):")
     for name, lag in summary["settlement"].items():
-        add(f"  {name:<8} {lag['orders']} orders {dict(lag['by_status'])}: p50 {fmt_s(lag['p50_s'])}, "
+        add(
+            f"  {name:<8} {lag['orders']} orders {dict(lag['by_status'])}: p50 {fmt_s(lag['p50_s'])}, "
             f"p95 {fmt_s(lag['p95_s'])}, p99 {fmt_s(lag['p99_s'])}, max {fmt_s(lag['max_s'])}; "
             f"the last settled {fmt_s(lag['drained_after_end_s'])} after the load stopped"
-            + (f"; {lag['unsettled']} NOT SETTLED" if lag["unsettled"] else ""))
+            + (f"; {lag['unsettled']} NOT SETTLED" if lag["unsettled"] else "")
+        )
     broker = summary.get("broker")
     if broker:
         add("")
         add("broker side (products-worker alone, working off a backlog):")
         if "events_per_s" in broker:
-            add(f"  {broker['events']} OrderCreated events in {broker['span_s']:.2f}s: "
+            add(
+                f"  {broker['events']} OrderCreated events in {broker['span_s']:.2f}s: "
                 f"{broker['events_per_s']:.0f} events/s settled by one products-worker"
-                + (f" ({broker['note']})" if broker.get("note") else ""))
+                + (f" ({broker['note']})" if broker.get("note") else "")
+            )
         else:
             add("  the worker did not finish the backlog in time")
         if "all_settled_after_start_s" in broker:
-            add(f"  all those orders CONFIRMED/REJECTED {broker['all_settled_after_start_s']:.2f}s after the worker "
+            add(
+                f"  all those orders CONFIRMED/REJECTED {broker['all_settled_after_start_s']:.2f}s after the worker "
                 f"started (~{broker['orders_queued'] / broker['all_settled_after_start_s']:.0f} orders/s end to end, "
-                "through products-relay and orders-worker)")
+                "through products-relay and orders-worker)"
+            )
     for name, phase in summary["phases"].items():
         if phase.get("cpu"):
             cpu = phase["cpu"]
@@ -768,8 +829,12 @@ def report(summary: dict) -> str:
     for kind, c in (costs or {}).items():
         foreign = max(c["gateway"]["foreign_cores"], c["direct"]["foreign_cores"])
         if foreign > 0.1:
-            warnings.append((f"gateway cost, {LABELS[kind]}", f"processes outside this stack used up to "
-                             f"{foreign:.2f} cores: the numbers are disturbed"))
+            warnings.append(
+                (
+                    f"gateway cost, {LABELS[kind]}",
+                    f"processes outside this stack used up to {foreign:.2f} cores: the numbers are disturbed",
+                )
+            )
         if c["gateway"]["restarted"] or c["direct"]["restarted"]:
             warnings.append((f"gateway cost, {LABELS[kind]}", "stack processes were restarted: not valid"))
     for name, warning in dict.fromkeys(warnings):
@@ -782,39 +847,69 @@ def report(summary: dict) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="scripts/bench", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="scripts/bench",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     parser.add_argument("-d", "--duration", type=float, default=30, help="seconds of the mixed load (0: skip it)")
-    parser.add_argument("-u", "--users", type=int, default=None,
-                        help=f"concurrent users (connections) in all (default {DEFAULT_USERS}; with --rate, enough for each rate)")
-    parser.add_argument("--mix", default="get=60,list=10,order=30",
-                        help="share of the users doing GET /products/{id}, GET /products and POST /orders")
-    parser.add_argument("--rate", metavar="get=N,list=N,order=N",
-                        help="offer these requests/s (paced) instead of a closed loop; --mix is then ignored")
+    parser.add_argument(
+        "-u",
+        "--users",
+        type=int,
+        default=None,
+        help=f"concurrent users (connections) in all (default {DEFAULT_USERS}; with --rate, enough for each rate)",
+    )
+    parser.add_argument(
+        "--mix",
+        default="get=60,list=10,order=30",
+        help="share of the users doing GET /products/{id}, GET /products and POST /orders",
+    )
+    parser.add_argument(
+        "--rate",
+        metavar="get=N,list=N,order=N",
+        help="offer these requests/s (paced) instead of a closed loop; --mix is then ignored",
+    )
     parser.add_argument("--accounts", type=int, default=16, help="bench user accounts the orders are spread over")
     parser.add_argument("--products", type=int, default=50, help="products seeded with huge stock")
-    parser.add_argument("--scarce", type=int, default=0, metavar="PCT",
-                        help="percent of orders that go to one scarce product (409 and REJECTED expected)")
+    parser.add_argument(
+        "--scarce",
+        type=int,
+        default=0,
+        metavar="PCT",
+        help="percent of orders that go to one scarce product (409 and REJECTED expected)",
+    )
     parser.add_argument("--scarce-stock", type=int, default=100)
     parser.add_argument("--warmup", type=float, default=3, help="seconds of unrecorded load first")
-    parser.add_argument("--cost-seconds", type=float, default=3,
-                        help="seconds of each run that prices the gateway (0: skip those runs)")
-    parser.add_argument("--cost-rounds", type=int, default=3,
-                        help="pairs of runs (gateway and direct) per kind of request")
+    parser.add_argument(
+        "--cost-seconds", type=float, default=3, help="seconds of each run that prices the gateway (0: skip those runs)"
+    )
+    parser.add_argument(
+        "--cost-rounds", type=int, default=3, help="pairs of runs (gateway and direct) per kind of request"
+    )
     parser.add_argument("--cost-users", type=int, default=32, help="users in the gateway-cost runs")
-    parser.add_argument("--direct-mix", action="store_true",
-                        help="also run the whole mix straight to the services (-d seconds more)")
-    parser.add_argument("--broker-seconds", type=float, default=5,
-                        help="seconds of orders queued for the products-worker run (0: skip)")
+    parser.add_argument(
+        "--direct-mix", action="store_true", help="also run the whole mix straight to the services (-d seconds more)"
+    )
+    parser.add_argument(
+        "--broker-seconds", type=float, default=5, help="seconds of orders queued for the products-worker run (0: skip)"
+    )
     parser.add_argument("--gateway", default=os.environ.get("BENCH_GATEWAY", "http://127.0.0.1:8000"))
     parser.add_argument("--products-url", default=os.environ.get("BENCH_PRODUCTS_URL", "http://127.0.0.1:8102"))
     parser.add_argument("--orders-url", default=os.environ.get("BENCH_ORDERS_URL", "http://127.0.0.1:8103"))
     parser.add_argument("--amqp-url", default=os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//"))
-    parser.add_argument("--products-db", default=os.environ.get(
-        "BENCH_PRODUCTS_DB", "postgresql://products@127.0.0.1:5432/products"))
-    parser.add_argument("--databases", nargs="+", default=os.environ.get("BENCH_DATABASES", " ".join(
-        f"postgresql://{name}@127.0.0.1:5432/{name}" for name in ("users", "products", "orders"))).split(),
-                        help="the services' databases, vacuumed before the run")
+    parser.add_argument(
+        "--products-db", default=os.environ.get("BENCH_PRODUCTS_DB", "postgresql://products@127.0.0.1:5432/products")
+    )
+    parser.add_argument(
+        "--databases",
+        nargs="+",
+        default=os.environ.get(
+            "BENCH_DATABASES",
+            " ".join(f"postgresql://{name}@127.0.0.1:5432/{name}" for name in ("users", "products", "orders")),
+        ).split(),
+        help="the services' databases, vacuumed before the run",
+    )
     parser.add_argument("--no-vacuum", action="store_true", help="don't VACUUM ANALYZE the databases first")
     parser.add_argument("--json", type=Path, help="where to write the numbers (default var/bench/<run>.json)")
     args = parser.parse_args(argv)
@@ -841,8 +936,12 @@ def main(argv=None) -> int:
         (workdir / "ids").write_text("\n".join(map(str, ids)) + "\n")
         (workdir / "users").write_text("".join(f"{uid} {token}\n" for uid, token in users))
         code, page = Http(args.gateway).call("GET", "/products?per_page=20")
-        files = {"ids": workdir / "ids", "users": workdir / "users", "scarce": scarce,
-                 "pages": max(1, min(10, page["total"] // 20))}
+        files = {
+            "ids": workdir / "ids",
+            "users": workdir / "users",
+            "scarce": scarce,
+            "pages": max(1, min(10, page["total"] // 20)),
+        }
 
         def targets(gateway: bool) -> dict:
             bases = {"get": args.products_url, "list": args.products_url, "order": args.orders_url}
@@ -854,8 +953,11 @@ def main(argv=None) -> int:
         phases = {}
         offered = f", offering {rates} requests/s" if rates else " (closed loop)"
         if args.duration:
-            print(f"mixed load through the gateway: {sum(connections.values())} users {connections}{offered}",
-                  file=sys.stderr, flush=True)
+            print(
+                f"mixed load through the gateway: {sum(connections.values())} users {connections}{offered}",
+                file=sys.stderr,
+                flush=True,
+            )
             phases["gateway"] = run_wrk("gateway", targets(True), args.duration, files, "bearer", args, rates=rates)
             timeline.append(("gateway", phases["gateway"].started, phases["gateway"].ended))
         if direct and args.direct_mix and args.duration:
@@ -877,9 +979,16 @@ def main(argv=None) -> int:
             "offered": rates,
             "duration": args.duration,
             "connections": connections,
-            "phases": {name: {"results": p.results, "cpu": p.cpu, "started": p.started, "ended": p.ended,
-                              "warnings": p.warnings}
-                       for name, p in phases.items()},
+            "phases": {
+                name: {
+                    "results": p.results,
+                    "cpu": p.cpu,
+                    "started": p.started,
+                    "ended": p.ended,
+                    "warnings": p.warnings,
+                }
+                for name, p in phases.items()
+            },
             "gateway_cost": costs,
             "cost_users": args.cost_users,
             "cost_seconds": args.cost_seconds,
@@ -897,8 +1006,11 @@ def main(argv=None) -> int:
                     summary["settlement"][name] = lag_stats(orders, started, window_end, ended)
 
         if args.broker_seconds:
-            print(f"products-worker alone: stopped while {args.broker_seconds:.0f}s of orders queue up, then started",
-                  file=sys.stderr, flush=True)
+            print(
+                f"products-worker alone: stopped while {args.broker_seconds:.0f}s of orders queue up, then started",
+                file=sys.stderr,
+                flush=True,
+            )
             summary["broker"] = broker_phase(args, files, users, direct)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -8,6 +8,7 @@ Colima) work as they do for the user's own commands.
 
     python3 scripts/docker_stack.py up|down|status|logs|start|stop [args]
 """
+
 import argparse
 import json
 import os
@@ -25,8 +26,7 @@ ONE_SHOT = {"kong-config", "postgres-setup"}  # do their job at `up`, then exit 
 WAIT_TIMEOUT = int(os.environ.get("SHOP_UP_TIMEOUT", "180"))
 QUEUES = ("products.order-created", "orders.inventory-results", "shop.dead-letters")
 OUTBOX_SQL = (
-    "SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at)), 0) "
-    "FROM outbox WHERE published_at IS NULL"
+    "SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at)), 0) FROM outbox WHERE published_at IS NULL"
 )
 
 
@@ -112,8 +112,18 @@ def status(_args) -> int:
 
 def print_queues() -> None:
     listing = compose(
-        "exec", "-T", "rabbitmq", "rabbitmqctl", "-q", "list_queues", "name", "messages_ready", "consumers",
-        "--formatter", "json", capture=True,
+        "exec",
+        "-T",
+        "rabbitmq",
+        "rabbitmqctl",
+        "-q",
+        "list_queues",
+        "name",
+        "messages_ready",
+        "consumers",
+        "--formatter",
+        "json",
+        capture=True,
     )
     print(f"{'queue':<28} {'ready':>7} {'consumers':>9}")
     if listing.returncode != 0:
@@ -133,7 +143,18 @@ def print_outboxes() -> None:
     for service in ("products", "orders"):
         # As the superuser over the container's local socket, which the image trusts.
         result = compose(
-            "exec", "-T", "postgres", "psql", "-U", "postgres", "-d", service, "-AtF", " ", "-c", OUTBOX_SQL,
+            "exec",
+            "-T",
+            "postgres",
+            "psql",
+            "-U",
+            "postgres",
+            "-d",
+            service,
+            "-AtF",
+            " ",
+            "-c",
+            OUTBOX_SQL,
             capture=True,
         )
         if result.returncode != 0:
@@ -147,8 +168,9 @@ def logs(args) -> int:
     names = service_names(args.names)
     if args.request_id:
         return story(names, args.request_id)
-    return compose("logs", "--no-color", "--tail", str(args.lines), *(["--follow"] if args.follow else []),
-                   *names).returncode
+    return compose(
+        "logs", "--no-color", "--tail", str(args.lines), *(["--follow"] if args.follow else []), *names
+    ).returncode
 
 
 def story(names: list[str], request_id: str) -> int:
@@ -170,8 +192,17 @@ def story(names: list[str], request_id: str) -> int:
 
 def start(args) -> int:
     """Start stopped containers and wait until they are healthy."""
-    return compose("up", "--detach", "--wait", "--wait-timeout", str(WAIT_TIMEOUT), "--no-deps", "--no-build",
-                   "--no-recreate", *service_names(args.names)).returncode
+    return compose(
+        "up",
+        "--detach",
+        "--wait",
+        "--wait-timeout",
+        str(WAIT_TIMEOUT),
+        "--no-deps",
+        "--no-build",
+        "--no-recreate",
+        *service_names(args.names),
+    ).returncode
 
 
 def stop(args) -> int:

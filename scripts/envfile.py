@@ -6,6 +6,7 @@ no secret is ever committed and no two checkouts share one.
 
     python3 scripts/envfile.py     # make .env if it is missing
 """
+
 import os
 import secrets
 from pathlib import Path

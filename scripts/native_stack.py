@@ -9,6 +9,7 @@ from kong.yml, so both ways of running share one routing and auth contract.
 
 (normally through scripts/stack, which installs what is missing first).
 """
+
 import argparse
 import hashlib
 import json
@@ -21,12 +22,13 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import envfile  # scripts/ is on sys.path: this file runs as a script
-from common.messaging.process import readiness
+
 from common import provision
+from common.messaging.process import readiness
 from common.settings import (
     LOCAL_METRICS_PORTS,
     LOCAL_PORTS,
@@ -92,7 +94,12 @@ def processes(secrets_env: dict) -> list[Proc]:
         Proc(
             name,
             [str(BIN / "gunicorn"), "-c", "python:common.http.gunicorn_conf"],
-            {**service_env[name], "SERVICE": name, "DATABASE_URL": service_database_url(name), "BIND": f"127.0.0.1:{port}"},
+            {
+                **service_env[name],
+                "SERVICE": name,
+                "DATABASE_URL": service_database_url(name),
+                "BIND": f"127.0.0.1:{port}",
+            },
             health_url=f"http://127.0.0.1:{port}/readyz",
         )
         for name, port in LOCAL_PORTS.items()
@@ -105,8 +112,12 @@ def processes(secrets_env: dict) -> list[Proc]:
             Proc(
                 name,
                 [sys.executable, "-m", f"{service}.{role}"],
-                {"SERVICE": service, "DATABASE_URL": service_database_url(service), "HEARTBEAT_FILE": str(heartbeat),
-                 "METRICS_PORT": str(LOCAL_METRICS_PORTS[name])},
+                {
+                    "SERVICE": service,
+                    "DATABASE_URL": service_database_url(service),
+                    "HEARTBEAT_FILE": str(heartbeat),
+                    "METRICS_PORT": str(LOCAL_METRICS_PORTS[name]),
+                },
                 heartbeat=heartbeat,
             )
         )
@@ -136,7 +147,10 @@ def migrate() -> None:
         # Needs the service's database only (common/migrate.py): no secret.
         result = subprocess.run(
             [sys.executable, "-m", "common.migrate", service],
-            cwd=ROOT, env={**os.environ, "DATABASE_URL": service_database_url(service)}, capture_output=True, text=True,
+            cwd=ROOT,
+            env={**os.environ, "DATABASE_URL": service_database_url(service)},
+            capture_output=True,
+            text=True,
         )
         (LOGS / "migrate.log").open("a").write(result.stdout + result.stderr)
         if result.returncode != 0:
@@ -149,9 +163,23 @@ def write_gateway_config(secrets_env: dict) -> bool:
     before = target.read_bytes() if target.exists() else b""
     upstreams = [f"--upstream={name}=127.0.0.1:{port}" for name, port in LOCAL_PORTS.items()]
     result = subprocess.run(
-        [sys.executable, "-m", "kong", "haproxy", "--config", str(ROOT / "kong.yml"),
-         "--out", str(target), "--bind", gateway_bind(), *upstreams],
-        cwd=ROOT, env={**os.environ, **secrets_env}, capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "kong",
+            "haproxy",
+            "--config",
+            str(ROOT / "kong.yml"),
+            "--out",
+            str(target),
+            "--bind",
+            gateway_bind(),
+            *upstreams,
+        ],
+        cwd=ROOT,
+        env={**os.environ, **secrets_env},
+        capture_output=True,
+        text=True,
     )
     if result.returncode != 0:
         sys.exit(f"generating the gateway config from kong.yml failed:\n{result.stderr.strip()}")
@@ -179,8 +207,12 @@ def start(proc: Proc) -> subprocess.Popen:
         proc.heartbeat.unlink(missing_ok=True)  # a stale beat must not pass for this run's
     log = proc.logfile.open("ab")
     child = subprocess.Popen(
-        proc.argv, cwd=ROOT, env={**os.environ, **proc.env},
-        stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+        proc.argv,
+        cwd=ROOT,
+        env={**os.environ, **proc.env},
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
         start_new_session=True,  # its own process group: `down` stops it and its children
     )
     proc.pidfile.write_text(str(child.pid))
@@ -397,7 +429,7 @@ def _timestamp(line: str) -> str:
     match = re.search(r"\[(\d{2}/\w{3}/\d{4}:\d{2}:\d{2}:\d{2}\.\d{3})\]", line)
     if not match:
         return ""
-    moment = datetime.strptime(match.group(1), "%d/%b/%Y:%H:%M:%S.%f").replace(tzinfo=timezone.utc)
+    moment = datetime.strptime(match.group(1), "%d/%b/%Y:%H:%M:%S.%f").replace(tzinfo=UTC)
     return moment.isoformat(timespec="milliseconds")
 
 

@@ -1,6 +1,7 @@
 """Fixtures shared by the service tests: a real, migrated PostgreSQL database per
 service and a RabbitMQ virtual host of their own, so tests never touch the data or
 queues of a running stack."""
+
 import dataclasses
 import socket
 import subprocess
@@ -43,10 +44,10 @@ def amqp_url(request):
     vhosts = subprocess.run(["rabbitmqctl", "-q", "list_vhosts"], capture_output=True, text=True, check=True)
     if TEST_VHOST not in vhosts.stdout.split():
         subprocess.run(["rabbitmqctl", "-q", "add_vhost", TEST_VHOST], check=True)
-        subprocess.run(["rabbitmqctl", "-q", "set_permissions", "-p", TEST_VHOST, "guest", ".*", ".*", ".*"], check=True)
+        subprocess.run(
+            ["rabbitmqctl", "-q", "set_permissions", "-p", TEST_VHOST, "guest", ".*", ".*", ".*"], check=True
+        )
     return f"amqp://guest:guest@127.0.0.1:5672/{TEST_VHOST}"
-
-
 
 
 @pytest.fixture
@@ -129,7 +130,10 @@ def products_url(products_app):
 @pytest.fixture(scope="session")
 def orders_app(pg_url, amqp_url, products_url):
     config = config_for(
-        "orders", fresh_database(pg_url, test_database("orders")), amqp_url, products_url=products_url,
+        "orders",
+        fresh_database(pg_url, test_database("orders")),
+        amqp_url,
+        products_url=products_url,
         products_timeout_ms=2000,
     )
     return migrated_app(create_orders_app, config)

@@ -5,6 +5,7 @@ request line and Host, chunk bodies their way, drop trailers and refuse control
 characters in headers. These helpers send bytes exactly as given and read the
 answer back without judging it.
 """
+
 import json
 import socket
 import time

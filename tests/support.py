@@ -1,4 +1,5 @@
 """Helpers the service tests share (fixtures live in conftest.py)."""
+
 import dataclasses
 import os
 import threading

@@ -3,6 +3,7 @@
 The images install requirements/runtime.lock and .venv installs requirements/test.lock,
 both with --require-hashes: so what runs in a container is what the tests ran.
 """
+
 import configparser
 import re
 from pathlib import Path

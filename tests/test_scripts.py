@@ -1,5 +1,6 @@
 """The two commands and their helpers work on hosts other than this one: each mode
 installs only what it needs, and the shell scripts avoid what old bash can't run."""
+
 import os
 import re
 import shutil
@@ -10,7 +11,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SHELL_SCRIPTS = [path for path in (ROOT / "scripts").iterdir() if path.read_text(errors="replace").startswith("#!/usr/bin/env bash")]
+SHELL_SCRIPTS = [
+    path for path in (ROOT / "scripts").iterdir() if path.read_text(errors="replace").startswith("#!/usr/bin/env bash")
+]
 
 
 @pytest.fixture
@@ -33,8 +36,7 @@ def bare_path(tmp_path):
 
 
 def run(*argv, path):
-    return subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "PATH": path})
+    return subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=120, env={**os.environ, "PATH": path})
 
 
 def test_docker_mode_needs_no_native_tools(bare_path):

@@ -1,4 +1,5 @@
-"""Checks on the code itself: no SQL built from strings; bandit and pyflakes find nothing."""
+"""Checks on the code itself: no SQL built from strings; bandit and ruff find nothing; ruff formatted it."""
+
 import ast
 import subprocess
 import sys
@@ -10,6 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ["common", "users", "products", "orders", "kong"]
 # Functions that hand SQL text to the database.
 SQL_SINKS = {"text", "execute", "exec_driver_sql", "executescript"}
+RUFF = Path(sys.executable).parent / "ruff"
 
 
 def python_files():
@@ -27,7 +29,8 @@ def string_built_sql(path: Path):
         first = node.args[0]
         if name in SQL_SINKS and not (isinstance(first, ast.Constant) and isinstance(first.value, str)):
             if isinstance(first, (ast.JoinedStr, ast.BinOp)) or (
-                isinstance(first, ast.Call) and getattr(first.func, "attr", None) == "format"
+                isinstance(first, ast.Call)
+                and getattr(first.func, "attr", None) == "format"
                 and not _is_composed_sql(first.func.value)
             ):
                 yield f"{path}:{node.lineno}"
@@ -46,29 +49,49 @@ def test_no_sql_is_built_from_strings():
 
 def test_the_check_itself_catches_string_built_sql(tmp_path):
     bad = tmp_path / "bad.py"
-    bad.write_text('db.session.execute(text(f"SELECT * FROM users WHERE email = \'{email}\'"))\n'
-                   'cursor.execute("SELECT %s" % value)\n'
-                   'cursor.execute("DROP TABLE {}".format(name))\n'
-                   # Composed by the driver, which quotes the identifier: allowed.
-                   'cursor.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(name)))\n')
+    bad.write_text(
+        "db.session.execute(text(f\"SELECT * FROM users WHERE email = '{email}'\"))\n"
+        'cursor.execute("SELECT %s" % value)\n'
+        'cursor.execute("DROP TABLE {}".format(name))\n'
+        # Composed by the driver, which quotes the identifier: allowed.
+        'cursor.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(name)))\n'
+    )
     assert len(list(string_built_sql(bad))) == 3
 
 
 def test_bandit_finds_nothing_of_medium_severity_or_worse():
     result = subprocess.run(
-        [sys.executable, "-m", "bandit", "-q", "-r", *PACKAGES, "--severity-level", "medium",
-         "--exclude", ",".join(f"./{p}/migrations" for p in PACKAGES)],
-        cwd=ROOT, capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "bandit",
+            "-q",
+            "-r",
+            *PACKAGES,
+            "--severity-level",
+            "medium",
+            "--exclude",
+            ",".join(f"./{p}/migrations" for p in PACKAGES),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_pyflakes_finds_nothing():
-    # Unused imports and names, undefined names, shadowing: mistakes, in code or tests.
+def test_ruff_finds_nothing():
+    # pyflakes' mistakes, pycodestyle, import order, bugbear, pyupgrade, naming
+    # (pyproject.toml), in the code, the tests and the scripts.
+    result = subprocess.run([str(RUFF), "check", "--no-cache", "."], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_code_is_formatted_by_ruff():
     result = subprocess.run(
-        [sys.executable, "-m", "pyflakes", *PACKAGES, "tests", "scripts"], cwd=ROOT, capture_output=True, text=True
+        [str(RUFF), "format", "--check", "--no-cache", "."], cwd=ROOT, capture_output=True, text=True
     )
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.returncode == 0, "run: .venv/bin/ruff format .\n" + result.stdout + result.stderr
 
 
 @pytest.mark.parametrize("package", PACKAGES)

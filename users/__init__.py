@@ -1,4 +1,5 @@
 """users: registers users, checks their passwords and issues the JWTs the gateway verifies."""
+
 import os
 
 from flask import Flask

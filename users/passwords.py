@@ -1,4 +1,5 @@
 """Password hashing: Argon2id (argon2-cffi), memory-hard, with its recommended defaults."""
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 

@@ -1,5 +1,6 @@
 """Issuing access tokens. Verifying them is the gateway's job, never a service's."""
-from datetime import datetime, timedelta, timezone
+
+from datetime import UTC, datetime, timedelta
 
 import jwt
 
@@ -7,7 +8,7 @@ ALGORITHM = "HS256"
 
 
 def issue(user_id: int, *, secret: str, issuer: str, ttl_seconds: int) -> dict:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     claims = {
         "sub": str(user_id),
         "iss": issuer,

@@ -7,6 +7,7 @@ request ids and metrics, and the operators' routes (/healthz, /readyz, /metrics)
 The service's own create_app() supplies its config (from common.settings), its
 database object and its blueprints.
 """
+
 import json
 import os
 
@@ -53,7 +54,11 @@ class JSONParser(FlaskParser):
 
     # Unknown query parameters are refused like unknown body fields (webargs would
     # drop them silently): a misspelt ?per_pag=5 is an error, not a default page.
-    DEFAULT_UNKNOWN_BY_LOCATION = {**FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION, "query": ma.RAISE, "querystring": ma.RAISE}
+    DEFAULT_UNKNOWN_BY_LOCATION = {
+        **FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION,
+        "query": ma.RAISE,
+        "querystring": ma.RAISE,
+    }
 
     def _raw_load_json(self, req):
         try:

@@ -5,6 +5,7 @@
 `errors` appears only when there are field-level details. Clients never see an
 HTML page or a stack trace: unexpected exceptions are logged and become a plain 500.
 """
+
 import logging
 
 import marshmallow as ma

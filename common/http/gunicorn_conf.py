@@ -1,4 +1,5 @@
 """Gunicorn settings for every web service (`gunicorn -c python:common.http.gunicorn_conf`)."""
+
 import os
 import tempfile
 

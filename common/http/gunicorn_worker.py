@@ -7,6 +7,7 @@ and Kong passes a service's answer on as it is, so a client would see them.
 This worker keeps Gunicorn's decision (the status, the log line) and replaces
 only the page.
 """
+
 import json
 
 from gunicorn import util

@@ -2,6 +2,7 @@
 
 For container healthchecks: slim images have no curl.
 """
+
 import sys
 import urllib.error
 import urllib.request

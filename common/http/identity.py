@@ -5,6 +5,7 @@ X-User-Id the client sent. Services trust the header only because nothing but th
 gateway can reach them (they listen on loopback natively, and publish no ports in
 docker-compose). They never verify tokens themselves.
 """
+
 from flask import request
 from flask_smorest import abort
 

@@ -1,4 +1,5 @@
 """Page-numbered listing, the same for every collection."""
+
 import marshmallow as ma
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import Select

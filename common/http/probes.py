@@ -2,6 +2,7 @@
 
 The gateway routes none of them, so they answer only on the service's internal
 address (healthchecks, Prometheus)."""
+
 import logging
 
 from flask import Blueprint, current_app
@@ -37,8 +38,10 @@ def readyz():
         return {"message": "Not ready: the database is unreachable.", "failing": ["database"]}, 503
     if schema != current_app.extensions["schema_heads"]:
         log.warning("not ready: database schema at %s, code expects %s", schema, current_app.extensions["schema_heads"])
-        return {"message": "Not ready: the database schema is not the code's (migrations not applied).",
-                "failing": ["schema"]}, 503
+        return {
+            "message": "Not ready: the database schema is not the code's (migrations not applied).",
+            "failing": ["schema"],
+        }, 503
     return {"status": "ready", "checked": ["database", "schema"]}
 
 

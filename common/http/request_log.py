@@ -1,5 +1,6 @@
 """Per request: take the request id, time the request, then write one JSON log
 line and the metrics for it, and echo the id to the client."""
+
 import logging
 import time
 
@@ -33,8 +34,12 @@ def _finish(response):
         request.method,
         request.path,
         response.status_code,
-        extra={"method": request.method, "path": request.path, "status": response.status_code,
-               "duration_ms": round(elapsed * 1000, 2)},
+        extra={
+            "method": request.method,
+            "path": request.path,
+            "status": response.status_code,
+            "duration_ms": round(elapsed * 1000, 2),
+        },
     )
     response.headers[context.HEADER] = context.request_id()
     return response

@@ -24,8 +24,8 @@ again in place with backoff, without spending deliveries, for up to
 `transient_budget` seconds; then it is given back. A crash between the commit
 and the ack redelivers the batch, and the claims absorb it.
 """
+
 import logging
-import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -133,10 +133,12 @@ class EventConsumer(Loop, ConsumerMixin):
 
     # -- kombu -----------------------------------------------------------------------
 
-    def get_consumers(self, Consumer, channel):
+    def get_consumers(self, Consumer, channel):  # noqa: N803 - kombu's name for it
         for queue in topology.DECLARED_QUEUES:
             queue(channel).declare()
-        return [Consumer(queues=[self.queue], callbacks=[self.on_message], accept=["json"], prefetch_count=self.prefetch)]
+        return [
+            Consumer(queues=[self.queue], callbacks=[self.on_message], accept=["json"], prefetch_count=self.prefetch)
+        ]
 
     def consume(self, limit=None, timeout=None, safety_interval=1, **kwargs):
         """kombu's loop, taking messages in batches: wait for a first message, then
@@ -147,7 +149,7 @@ class EventConsumer(Loop, ConsumerMixin):
                 self.on_iteration()
                 try:
                     connection.drain_events(timeout=self.linger if self._pending else safety_interval)
-                except socket.timeout:
+                except TimeoutError:
                     connection.heartbeat_check()
                     self._flush()
                     continue
@@ -218,7 +220,9 @@ class EventConsumer(Loop, ConsumerMixin):
             if len(batch) == 1:
                 self._fail(batch[0], exc)
                 return
-            log.warning("a batch of %d failed (%s: %s); retrying one event at a time", len(batch), type(exc).__name__, exc)
+            log.warning(
+                "a batch of %d failed (%s: %s); retrying one event at a time", len(batch), type(exc).__name__, exc
+            )
             for delivery in batch:
                 self._flush_one(delivery)
             return
@@ -312,7 +316,11 @@ class EventConsumer(Loop, ConsumerMixin):
         with context.bound(delivery.request_id):
             log.error(
                 "event %s: %s (delivery %d; dead-lettered after %d); requeueing in %.1fs",
-                delivery.event_id, why, count, topology.DELIVERY_LIMIT, delay,
+                delivery.event_id,
+                why,
+                count,
+                topology.DELIVERY_LIMIT,
+                delay,
             )
         self.pause(delay)
         delivery.message.requeue()
@@ -355,9 +363,16 @@ def consumer_for(
     """A service's consumer, as its settings say (broker, batch size, prefetch)."""
     settings = app.config["SETTINGS"]
     return EventConsumer(
-        settings.amqp_url, app.extensions["sqlalchemy"], queue, handlers,
-        processed=processed, outbox_model=outbox_model, lock=lock,
-        batch_size=settings.worker_batch_size, prefetch=settings.worker_prefetch, heartbeat_path=heartbeat_path,
+        settings.amqp_url,
+        app.extensions["sqlalchemy"],
+        queue,
+        handlers,
+        processed=processed,
+        outbox_model=outbox_model,
+        lock=lock,
+        batch_size=settings.worker_batch_size,
+        prefetch=settings.worker_prefetch,
+        heartbeat_path=heartbeat_path,
     )
 
 

@@ -25,9 +25,10 @@ How an event type evolves without breaking a consumer that is one release behind
   `scripts/dlq requeue` can replay it once the consumer is upgraded), never
   guessed at.
 """
+
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import marshmallow as ma
 
@@ -119,7 +120,7 @@ class EventType:
             "event_id": str(uuid.uuid4()),
             "type": self.routing_key,
             "version": self.version,
-            "occurred_at": datetime.now(timezone.utc).isoformat(),
+            "occurred_at": datetime.now(UTC).isoformat(),
             **fields,
         }
         errors = self.schema.validate(event)
@@ -133,7 +134,9 @@ class EventType:
             raise InvalidEvent(f"a {self.routing_key} event must be a JSON object")
         schema = self.schemas.get(body.get("version"))
         if schema is None:
-            raise InvalidEvent(f"{self.routing_key} version {body.get('version')!r} is not one of {sorted(self.schemas)}")
+            raise InvalidEvent(
+                f"{self.routing_key} version {body.get('version')!r} is not one of {sorted(self.schemas)}"
+            )
         try:
             return schema.load(body)
         except ma.ValidationError as exc:
@@ -144,7 +147,9 @@ ORDER_CREATED = EventType("order.created", 1, {1: OrderCreatedSchema()})
 INVENTORY_RESERVED = EventType("inventory.reserved", 1, {1: InventoryReservedSchema()})
 INVENTORY_REJECTED = EventType("inventory.rejected", 1, {1: InventoryRejectedSchema()})
 
-BY_ROUTING_KEY = {event_type.routing_key: event_type for event_type in (ORDER_CREATED, INVENTORY_RESERVED, INVENTORY_REJECTED)}
+BY_ROUTING_KEY = {
+    event_type.routing_key: event_type for event_type in (ORDER_CREATED, INVENTORY_RESERVED, INVENTORY_REJECTED)
+}
 
 
 def decode(body, routing_key: str) -> tuple[EventType, dict]:

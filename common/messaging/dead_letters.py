@@ -10,6 +10,7 @@ the exchange and routing key it was first published with. Requeueing republishes
 it there with confirms, then removes it from the dead-letter queue, so a message
 is never in neither place.
 """
+
 import argparse
 import sys
 
@@ -76,13 +77,18 @@ def requeue(connection: Connection, ids: set[str]) -> int:
             )
             message.ack()  # only after the broker confirmed the republish
             done += 1
-            print(f"requeued {message.properties.get('message_id') or '(no id)'} to {exchange or '(default)'}/{routing_key}")
+            print(
+                f"requeued {message.properties.get('message_id') or '(no id)'} "
+                f"to {exchange or '(default)'}/{routing_key}"
+            )
     print(f"{done} message(s) requeued")
     return 0
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m common.messaging.dead_letters", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m common.messaging.dead_letters", description=__doc__.splitlines()[0]
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("list", help="show every dead-lettered message")
     requeue_parser = commands.add_parser("requeue", help="send messages back where they came from")

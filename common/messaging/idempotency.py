@@ -5,6 +5,7 @@ effects. An id already there means an earlier delivery committed its effect:
 change nothing, ack. If the transaction rolls back, the claims go with it and
 a redelivery tries again.
 """
+
 from collections.abc import Sequence
 from datetime import datetime
 

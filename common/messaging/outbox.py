@@ -8,6 +8,7 @@ and marks them sent only after the broker confirmed. An insert into the outbox
 NOTIFYs the relay when its transaction commits (a trigger, in each service's
 migrations), so an event leaves within milliseconds of its commit.
 """
+
 from collections.abc import Iterable
 from datetime import datetime
 
@@ -30,7 +31,7 @@ class OutboxMixin:
     __tablename__ = "outbox"
 
     @declared_attr.directive
-    def __table_args__(cls):
+    def __table_args__(cls):  # noqa: N805 - a declared_attr takes the class
         # A new Index per table: one Index object can belong to only one table.
         # It serves the relay's only query, unsent rows that are due; sent rows drop out of it.
         return (Index("ix_outbox_unsent", "next_attempt_at", "id", postgresql_where=text("published_at IS NULL")),)
@@ -77,7 +78,9 @@ class OutboxCollector:
         try:
             with self.engine.connect() as connection:
                 count, age = connection.execute(
-                    select(func.count(), func.extract("epoch", func.now() - func.min(self.model.created_at))).where(unsent)
+                    select(func.count(), func.extract("epoch", func.now() - func.min(self.model.created_at))).where(
+                        unsent
+                    )
                 ).one()
         except DATABASE_UNAVAILABLE:  # nothing to report while the database is away
             return

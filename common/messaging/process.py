@@ -1,6 +1,7 @@
 """What every background process (event workers, outbox relays) shares: a clean
 stop on SIGTERM, waits that a stop cuts short, a heartbeat file for
 healthchecks, and the command line with `--healthcheck`."""
+
 import argparse
 import json
 import logging
@@ -9,7 +10,7 @@ import selectors
 import signal
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from common.settings import Settings
 

@@ -5,9 +5,9 @@ several deliveries at a time), instead of one round trip per message: the
 relay's cost per event falls with the batch. Messages are persistent JSON, so
 a confirmed message survives a broker restart.
 """
+
 import json
 import logging
-import socket
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -85,7 +85,7 @@ class Publisher:
                 raise PublishFailed(f"no confirm within {self.confirm_timeout:.0f}s")
             try:
                 self._connection.drain_events(timeout=remaining)
-            except socket.timeout:
+            except TimeoutError:
                 continue
         if self._refused:
             raise PublishFailed("the broker refused (nacked) a message")

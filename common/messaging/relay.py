@@ -11,13 +11,14 @@ the relay backs off as a whole while the broker is away. A relay that dies after
 the confirms and before its commit publishes that batch again: delivery is at
 least once, which the consumers' idempotency absorbs.
 """
+
 import logging
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import psycopg2
-from psycopg2 import sql
 from flask_sqlalchemy import SQLAlchemy
+from psycopg2 import sql
 from sqlalchemy import delete, func, literal_column, select, update
 
 from common import context, metrics
@@ -58,7 +59,7 @@ class OutboxRelay(Loop):
         self.poll_seconds = poll_seconds
         self.retention = retention
         self._listener = None
-        self._last_prune = datetime.min.replace(tzinfo=timezone.utc)
+        self._last_prune = datetime.min.replace(tzinfo=UTC)
 
     def serve(self) -> None:
         self.install_signal_handlers()
@@ -141,7 +142,7 @@ class OutboxRelay(Loop):
 
     def prune(self) -> None:
         """Delete rows sent longer ago than the retention; they are kept a while for inspection."""
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         if now - self._last_prune < timedelta(minutes=1):
             return
         self._last_prune = now
@@ -181,7 +182,12 @@ def serve_relay(app, model: type[OutboxMixin], heartbeat_path: str) -> None:
     with app.app_context():
         metrics.serve(settings, [OutboxCollector(db.engine, model, settings.service)])
         relay = OutboxRelay(
-            db, model, Publisher(settings.amqp_url), service=settings.service, batch_size=settings.relay_batch_size,
-            poll_seconds=settings.relay_poll_seconds, heartbeat_path=heartbeat_path,
+            db,
+            model,
+            Publisher(settings.amqp_url),
+            service=settings.service,
+            batch_size=settings.relay_batch_size,
+            poll_seconds=settings.relay_poll_seconds,
+            heartbeat_path=heartbeat_path,
         )
         relay.serve()

@@ -7,6 +7,7 @@ arguments wherever it is touched (RabbitMQ refuses a redeclaration that differs)
     products ──inventory.reserved/─────► orders.inventory-results ──► orders-worker
                inventory.rejected
 """
+
 from kombu import Exchange, Queue
 
 from common.messaging import contracts

@@ -1,4 +1,5 @@
 """Request ids, JSON logs, health and metrics, on the real apps and broker."""
+
 import json
 import logging
 
@@ -56,7 +57,10 @@ def test_each_request_is_counted_by_route_and_status(products_app, clean_product
 
 
 def test_ready_when_the_database_answers_with_the_codes_schema(products_app):
-    assert products_app.test_client().get("/readyz").get_json() == {"status": "ready", "checked": ["database", "schema"]}
+    assert products_app.test_client().get("/readyz").get_json() == {
+        "status": "ready",
+        "checked": ["database", "schema"],
+    }
 
 
 def test_not_ready_names_the_database(amqp_url, closed_port):
@@ -83,20 +87,28 @@ def test_not_ready_until_the_migrations_ran(amqp_url, pg_url):
 
 
 def test_the_outbox_backlog_and_age_are_measured(orders_app, clean_orders):
-    events = [contracts.ORDER_CREATED.new(order_id=1, user_id=1, items=[{"product_id": 1, "quantity": 1}])
-              for _ in range(2)]
+    events = [
+        contracts.ORDER_CREATED.new(order_id=1, user_id=1, items=[{"product_id": 1, "quantity": 1}]) for _ in range(2)
+    ]
     with orders_app.app_context():
         outbox.add(orders_db.session, OutboxMessage, [outbox.message(event) for event in events])
         orders_db.session.commit()
-        families = {family.name: family for family in OutboxCollector(orders_db.engine, OutboxMessage, "orders").collect()}
+        families = {
+            family.name: family for family in OutboxCollector(orders_db.engine, OutboxMessage, "orders").collect()
+        }
     assert families["shop_outbox_backlog"].samples[0].value == 2
     assert families["shop_outbox_oldest_unsent_age_seconds"].samples[0].value >= 0
 
 
 def test_a_worker_without_its_broker_says_so(closed_port, tmp_path, products_app):
     worker = EventConsumer(
-        f"amqp://guest:guest@127.0.0.1:{closed_port}//", products_db, topology.PRODUCTS_ORDER_CREATED, {},
-        processed=ProcessedEvent, outbox_model=ProductsOutbox, heartbeat_path=str(tmp_path / "alive"),
+        f"amqp://guest:guest@127.0.0.1:{closed_port}//",
+        products_db,
+        topology.PRODUCTS_ORDER_CREATED,
+        {},
+        processed=ProcessedEvent,
+        outbox_model=ProductsOutbox,
+        heartbeat_path=str(tmp_path / "alive"),
     )
     with running(worker, products_app):
         eventually(lambda: readiness(worker.heartbeat_path) == "broker unreachable")

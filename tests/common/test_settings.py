@@ -1,4 +1,5 @@
 """One settings object reads the environment, each default in one place."""
+
 import ast
 from pathlib import Path
 
@@ -19,18 +20,26 @@ def test_the_defaults_are_the_native_stacks():
 
 def test_the_environment_wins_and_is_parsed():
     settings = Settings.from_env(
-        "products", environ={"WORKER_BATCH_SIZE": "7", "RELAY_POLL_SECONDS": "0.5", "ALLOW_WEAK_JWT_SECRET": "1",
-                             "INTERNAL_BIND": "0.0.0.0:8001"}
+        "products",
+        environ={
+            "WORKER_BATCH_SIZE": "7",
+            "RELAY_POLL_SECONDS": "0.5",
+            "ALLOW_WEAK_JWT_SECRET": "1",
+            "INTERNAL_BIND": "0.0.0.0:8001",
+        },
     )
 
     assert (settings.worker_batch_size, settings.relay_poll_seconds, settings.allow_weak_jwt_secret) == (7, 0.5, True)
     assert settings.internal_port == 8001
 
 
-@pytest.mark.parametrize("environ, complaint", [
-    ({"DB_POOL_SIZE": "five"}, "DB_POOL_SIZE must be a number"),
-    ({"ALLOW_WEAK_JWT_SECRET": "yes"}, "ALLOW_WEAK_JWT_SECRET must be 0 or 1"),
-])
+@pytest.mark.parametrize(
+    "environ, complaint",
+    [
+        ({"DB_POOL_SIZE": "five"}, "DB_POOL_SIZE must be a number"),
+        ({"ALLOW_WEAK_JWT_SECRET": "yes"}, "ALLOW_WEAK_JWT_SECRET must be 0 or 1"),
+    ],
+)
 def test_an_unusable_value_stops_the_process(environ, complaint):
     with pytest.raises(ConfigError, match=complaint):
         Settings.from_env("users", environ=environ)
@@ -48,8 +57,10 @@ def environment_reads(path: Path) -> set[str]:
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Subscript) and _is_os(node.value, "environ"):
             found.add(getattr(node.slice, "value", "?"))
-        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and (
-            _is_os(node.func.value, "environ") or _is_os(node.func, "getenv")
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and (_is_os(node.func.value, "environ") or _is_os(node.func, "getenv"))
         ):
             found.add(getattr(node.args[0], "value", "?") if node.args else "?")
     return found

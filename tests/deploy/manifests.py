@@ -5,6 +5,7 @@ what a cluster would receive. Pods come from the workloads' pod templates, plus
 the pods the operators create for their custom resources, described here from
 the operators' own documentation and source, since no operator runs offline.
 """
+
 import os
 import shutil
 import subprocess
@@ -46,13 +47,16 @@ def checkov() -> str:
     for candidate in (os.environ.get("SHOP_CHECKOV"), CHECKOV_VENV / "bin" / "checkov", shutil.which("checkov")):
         if candidate and Path(candidate).is_file():
             return str(candidate)
-    pytest.fail(f"checkov not installed: python3 -m venv {CHECKOV_VENV} && "
-                f"{CHECKOV_VENV}/bin/pip install 'checkov==3.3.30' (or set SHOP_CHECKOV)")
+    pytest.fail(
+        f"checkov not installed: python3 -m venv {CHECKOV_VENV} && "
+        f"{CHECKOV_VENV}/bin/pip install 'checkov==3.3.30' (or set SHOP_CHECKOV)"
+    )
 
 
 def render(directory: Path) -> list[dict]:
-    proc = subprocess.run([kubectl(), "kustomize", str(directory)],
-                          capture_output=True, text=True, timeout=60, check=False)
+    proc = subprocess.run(
+        [kubectl(), "kustomize", str(directory)], capture_output=True, text=True, timeout=60, check=False
+    )
     if proc.returncode != 0:
         raise RenderError(proc.stderr.strip())
     return [obj for obj in yaml.load_all(proc.stdout, Loader=YAML_LOADER) if obj]
@@ -119,10 +123,20 @@ def pods(objects) -> list[Pod]:
     for obj in objects:
         template = pod_template(obj)
         if template is not None:
-            ports = tuple(Port(p["containerPort"], p.get("protocol", "TCP"), p.get("name", ""))
-                          for c in template["spec"]["containers"] for p in c.get("ports", []))
-            found.append(Pod(obj["metadata"]["name"], obj["metadata"].get("namespace"),
-                             template.get("metadata", {}).get("labels", {}), ports, describe(obj)))
+            ports = tuple(
+                Port(p["containerPort"], p.get("protocol", "TCP"), p.get("name", ""))
+                for c in template["spec"]["containers"]
+                for p in c.get("ports", [])
+            )
+            found.append(
+                Pod(
+                    obj["metadata"]["name"],
+                    obj["metadata"].get("namespace"),
+                    template.get("metadata", {}).get("labels", {}),
+                    ports,
+                    describe(obj),
+                )
+            )
         elif obj["kind"] in OPERATOR_PODS:
             found.append(OPERATOR_PODS[obj["kind"]](obj))
     return found
@@ -151,10 +165,18 @@ def _rabbitmq_nodes(cluster: dict) -> Pod:
     # labels), internal/resource/statefulset.go (container ports) and
     # headless_service.go (25672, Erlang distribution between the nodes).
     name = cluster["metadata"]["name"]
-    labels = {"app.kubernetes.io/name": name, "app.kubernetes.io/component": "rabbitmq",
-              "app.kubernetes.io/part-of": "rabbitmq"}
-    ports = (Port(4369, name="epmd"), Port(5672, name="amqp"), Port(15672, name="management"),
-             Port(15692, name="prometheus"), Port(25672, name="cluster-links"))
+    labels = {
+        "app.kubernetes.io/name": name,
+        "app.kubernetes.io/component": "rabbitmq",
+        "app.kubernetes.io/part-of": "rabbitmq",
+    }
+    ports = (
+        Port(4369, name="epmd"),
+        Port(5672, name="amqp"),
+        Port(15672, name="management"),
+        Port(15692, name="prometheus"),
+        Port(25672, name="cluster-links"),
+    )
     return Pod(name, cluster["metadata"].get("namespace"), labels, ports, describe(cluster))
 
 

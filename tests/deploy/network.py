@@ -8,6 +8,7 @@ policy allows; a connection needs both the sender's egress and the receiver's
 ingress. The outcome is the set of (from, to, port) that can connect, which the
 tests compare with the flows the design allows, exactly.
 """
+
 import ipaddress
 
 from tests.deploy.manifests import Pod, Port, by_kind, matches, pods
@@ -32,15 +33,19 @@ def coverage_problems(objects) -> list[str]:
     """Every pod must be restricted both ways: a pod no policy selects for a
     direction is open to (or may reach) anything in that direction."""
     policies = by_kind(objects, "NetworkPolicy")
-    return [f"{pod.owner}: no NetworkPolicy restricts its {direction.lower()}"
-            for pod in pods(objects) for direction in ("Ingress", "Egress")
-            if not _selecting(policies, pod, direction)]
+    return [
+        f"{pod.owner}: no NetworkPolicy restricts its {direction.lower()}"
+        for pod in pods(objects)
+        for direction in ("Ingress", "Egress")
+        if not _selecting(policies, pod, direction)
+    ]
 
 
 def allowed_flows(objects) -> set[tuple[str, str, str]]:
     policies = by_kind(objects, "NetworkPolicy")
-    namespace_labels = {obj["metadata"]["name"]: obj["metadata"].get("labels", {})
-                        for obj in by_kind(objects, "Namespace")}
+    namespace_labels = {
+        obj["metadata"]["name"]: obj["metadata"].get("labels", {}) for obj in by_kind(objects, "Namespace")
+    }
     everyone = [*pods(objects), *OUTSIDE]
     flows = set()
     for source in everyone:
@@ -48,16 +53,22 @@ def allowed_flows(objects) -> set[tuple[str, str, str]]:
             if source in OUTSIDE and destination in OUTSIDE:
                 continue
             for port in destination.ports:
-                if (_permits(policies, source, destination, port, "Egress", namespace_labels)
-                        and _permits(policies, destination, source, port, "Ingress", namespace_labels)):
+                if _permits(policies, source, destination, port, "Egress", namespace_labels) and _permits(
+                    policies, destination, source, port, "Ingress", namespace_labels
+                ):
                     flows.add((source.name, destination.name, str(port)))
     return flows
 
 
 def _selecting(policies, pod: Pod, direction: str) -> list[dict]:
-    return [policy for policy in policies
-            if policy["metadata"].get("namespace") == pod.namespace and pod.ip is None
-            and direction in _policy_types(policy) and matches(policy["spec"]["podSelector"], pod.labels)]
+    return [
+        policy
+        for policy in policies
+        if policy["metadata"].get("namespace") == pod.namespace
+        and pod.ip is None
+        and direction in _policy_types(policy)
+        and matches(policy["spec"]["podSelector"], pod.labels)
+    ]
 
 
 def _policy_types(policy: dict) -> list[str]:
@@ -72,9 +83,12 @@ def _permits(policies, subject: Pod, peer: Pod, port: Port, direction: str, name
     if not selecting:
         return True
     rules_key, peers_key = ("egress", "to") if direction == "Egress" else ("ingress", "from")
-    return any(_ports_match(rule.get("ports"), port)
-               and _peers_match(rule.get(peers_key), policy["metadata"].get("namespace"), peer, namespace_labels)
-               for policy in selecting for rule in policy["spec"].get(rules_key, []))
+    return any(
+        _ports_match(rule.get("ports"), port)
+        and _peers_match(rule.get(peers_key), policy["metadata"].get("namespace"), peer, namespace_labels)
+        for policy in selecting
+        for rule in policy["spec"].get(rules_key, [])
+    )
 
 
 def _ports_match(ports, port: Port) -> bool:
@@ -116,5 +130,6 @@ def _peers_match(peers, policy_namespace, peer: Pod, namespace_labels) -> bool:
 
 def _in_block(ip: str, block: dict) -> bool:
     address = ipaddress.ip_address(ip)
-    return (address in ipaddress.ip_network(block["cidr"])
-            and not any(address in ipaddress.ip_network(cidr) for cidr in block.get("except", [])))
+    return address in ipaddress.ip_network(block["cidr"]) and not any(
+        address in ipaddress.ip_network(cidr) for cidr in block.get("except", [])
+    )

@@ -4,6 +4,7 @@ knows. (checkov enforces the container hardening; see test_manifests.py.)
 Workloads are told apart by their app.kubernetes.io/component label: gateway,
 web, worker, relay, migration.
 """
+
 import re
 
 from tests.deploy.manifests import by_kind, containers, describe, matches, pod_spec, pod_template
@@ -35,8 +36,11 @@ def topology_spread(objects):
     """Every Deployment spreads its replicas over zones and over nodes."""
     for deployment in by_kind(objects, "Deployment"):
         template = pod_template(deployment)
-        keys = {c["topologyKey"] for c in template["spec"].get("topologySpreadConstraints", [])
-                if matches(c.get("labelSelector"), template["metadata"]["labels"])}
+        keys = {
+            c["topologyKey"]
+            for c in template["spec"].get("topologySpreadConstraints", [])
+            if matches(c.get("labelSelector"), template["metadata"]["labels"])
+        }
         for key in ("topology.kubernetes.io/zone", "kubernetes.io/hostname"):
             if key not in keys:
                 yield f"{describe(deployment)}: its pods don't spread over {key}"
@@ -97,14 +101,20 @@ def migrations(objects):
     """Each service's schema is migrated by its Job, exactly once per release;
     no long-running pod migrates on start."""
     for service in SERVICES:
-        jobs = [job for job in by_kind(objects, "Job")
-                if any(_command(c) == ["flask", "--app", service, "db", "upgrade"] for c in pod_spec(job)["containers"])]
+        jobs = [
+            job
+            for job in by_kind(objects, "Job")
+            if any(_command(c) == ["python", "-m", "common.migrate", service] for c in pod_spec(job)["containers"])
+        ]
         if len(jobs) != 1:
             yield f"{service}: {len(jobs)} migration Jobs, not 1"
     for obj in by_kind(objects, "Deployment", "StatefulSet"):
         for container in containers(pod_spec(obj)):
             env = {e["name"]: e.get("value") for e in container.get("env", [])}
-            if env.get("MIGRATE") == "1" or "db upgrade" in " ".join(_command(container)):
+            command = _command(container)
+            if env.get("MIGRATE") == "1" or (
+                command[:3] == ["python", "-m", "common.migrate"] and "--wait" not in command
+            ):
                 yield f"{describe(obj)} container {container['name']} migrates"
 
 
@@ -128,14 +138,17 @@ def scaling(objects):
         if role == "worker" and scaled_objects:
             scaler = scaled_objects.get(name, {}).get("spec", {})
             if scaler.get("minReplicaCount", 0) < 1 or not any(
-                    t["type"] == "rabbitmq" for t in scaler.get("triggers", [])):
+                t["type"] == "rabbitmq" for t in scaler.get("triggers", [])
+            ):
                 yield f"{describe(deployment)}: no ScaledObject on its queue with at least 1 replica"
         if role in ("web", "worker") and replicas is not None:
             yield f"{describe(deployment)}: sets replicas, which its autoscaler owns"
 
 
-RULES = {rule.__name__: rule for rule in
-         (disruption_budgets, topology_spread, probes, gateway, jwt_secret, migrations, scaling)}
+RULES = {
+    rule.__name__: rule
+    for rule in (disruption_budgets, topology_spread, probes, gateway, jwt_secret, migrations, scaling)
+}
 
 
 def _command(container: dict) -> list[str]:

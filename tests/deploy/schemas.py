@@ -10,6 +10,7 @@ CEL rules (x-kubernetes-validations) can't be evaluated offline.
 kubernetes-validate's own validate() reloads a 2 MB definitions file per object;
 the schemas it ships are read here once instead.
 """
+
 import copy
 import functools
 import importlib.resources
@@ -24,8 +25,7 @@ from referencing import Registry, Resource
 from tests.deploy.manifests import YAML_LOADER, describe
 
 K8S_VERSION = "1.37.0"
-_SCHEMAS = (importlib.resources.files("kubernetes_validate") / "kubernetes-json-schema"
-            / f"v{K8S_VERSION}-local-strict")
+_SCHEMAS = importlib.resources.files("kubernetes_validate") / "kubernetes-json-schema" / f"v{K8S_VERSION}-local-strict"
 _DEFINITIONS_ID = "https://kubernetes.io/api/_definitions.json"
 _OBJECT_META = {"$ref": f"{_DEFINITIONS_ID}#/$defs/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"}
 
@@ -37,8 +37,10 @@ def schema_problems(objects, crd_dir: Path) -> list[str]:
         api_version, kind = obj.get("apiVersion", ""), obj.get("kind", "")
         validator = _builtin_validator(api_version, kind) or crds.get((api_version, kind))
         if validator is None:
-            problems.append(f"{describe(obj)} ({api_version}): no schema, neither in Kubernetes "
-                            f"{K8S_VERSION} nor among the CRDs in {crd_dir}")
+            problems.append(
+                f"{describe(obj)} ({api_version}): no schema, neither in Kubernetes "
+                f"{K8S_VERSION} nor among the CRDs in {crd_dir}"
+            )
             continue
         for error in sorted(validator.iter_errors(obj), key=lambda e: list(map(str, e.absolute_path))):
             where = ".".join(map(str, error.absolute_path)) or "(top level)"
@@ -84,7 +86,8 @@ def _crd_schemas(crd_dir: Path) -> dict:
                     # A CRD leaves metadata open (type: object); the API server checks it as ObjectMeta.
                     schema["properties"]["metadata"] = _OBJECT_META
                     validators[(f"{group}/{version['name']}", kind)] = Draft202012Validator(
-                        schema, registry=_registry())
+                        schema, registry=_registry()
+                    )
     return validators
 
 
@@ -97,8 +100,11 @@ def _strict(schema: dict) -> dict:
         node = stack.pop()
         if not isinstance(node, dict):
             continue
-        if ("properties" in node and "additionalProperties" not in node
-                and not node.get("x-kubernetes-preserve-unknown-fields")):
+        if (
+            "properties" in node
+            and "additionalProperties" not in node
+            and not node.get("x-kubernetes-preserve-unknown-fields")
+        ):
             node["additionalProperties"] = False
         stack.extend((node.get("properties") or {}).values())
         for key in ("items", "additionalProperties"):

@@ -6,6 +6,7 @@ policies allow, against the deployment's own rules, and by checkov. Each check
 also meets fixtures (tests/deploy/fixtures/) that break one thing on top of a real
 overlay, and must reject them: a check that can't fail proves nothing.
 """
+
 import json
 import os
 import re
@@ -60,11 +61,22 @@ BROKEN = {
 # The container hardening the issue asks for, enforced by checkov: none of these
 # may ever be skipped, in checkov.yaml or by annotation.
 HARDENING_CHECKS = {
-    "CKV_K8S_8", "CKV_K8S_9",  # liveness, readiness probes
-    "CKV_K8S_10", "CKV_K8S_11", "CKV_K8S_12", "CKV_K8S_13",  # requests and limits
-    "CKV_K8S_16", "CKV_K8S_20", "CKV_K8S_22", "CKV_K8S_23",  # privileged, escalation, read-only root, root
-    "CKV_K8S_25", "CKV_K8S_28", "CKV_K8S_37", "CKV_K8S_39",  # capabilities
-    "CKV_K8S_31", "CKV_K8S_38",  # seccomp, service-account token
+    "CKV_K8S_8",
+    "CKV_K8S_9",  # liveness, readiness probes
+    "CKV_K8S_10",
+    "CKV_K8S_11",
+    "CKV_K8S_12",
+    "CKV_K8S_13",  # requests and limits
+    "CKV_K8S_16",
+    "CKV_K8S_20",
+    "CKV_K8S_22",
+    "CKV_K8S_23",  # privileged, escalation, read-only root, root
+    "CKV_K8S_25",
+    "CKV_K8S_28",
+    "CKV_K8S_37",
+    "CKV_K8S_39",  # capabilities
+    "CKV_K8S_31",
+    "CKV_K8S_38",  # seccomp, service-account token
     "CKV2_K8S_6",  # every pod under a NetworkPolicy
 }
 
@@ -81,14 +93,16 @@ def flows(sources, destinations, *ports):
 
 def designed_flows(database: str) -> set:
     ours = ("kong", *WEB, *BACKGROUND, *MIGRATIONS, database, "rabbitmq")
-    return (flows([pod.name for pod in OUTSIDE], ["kong"], "8000/TCP")  # the public door: anyone
-            | flows(["kong"], WEB, "8000/TCP")
-            | flows(["orders"], ["products"], "8001/TCP")
-            | flows([*WEB, *BACKGROUND, *MIGRATIONS], [database], "5432/TCP")
-            | flows(BACKGROUND, ["rabbitmq"], "5672/TCP")
-            | flows(ours, ["cluster DNS"], "53/UDP", "53/TCP")
-            | flows(["Prometheus"], ["kong"], "8100/TCP")
-            | flows(["Prometheus"], BACKGROUND, "9100/TCP"))
+    return (
+        flows([pod.name for pod in OUTSIDE], ["kong"], "8000/TCP")  # the public door: anyone
+        | flows(["kong"], WEB, "8000/TCP")
+        | flows(["orders"], ["products"], "8001/TCP")
+        | flows([*WEB, *BACKGROUND, *MIGRATIONS], [database], "5432/TCP")
+        | flows(BACKGROUND, ["rabbitmq"], "5672/TCP")
+        | flows(ours, ["cluster DNS"], "53/UDP", "53/TCP")
+        | flows(["Prometheus"], ["kong"], "8100/TCP")
+        | flows(["Prometheus"], BACKGROUND, "9100/TCP")
+    )
 
 
 DESIGNED_FLOWS = {
@@ -108,8 +122,9 @@ DESIGNED_FLOWS = {
 
 def flow_problems(objects, overlay: str) -> list[str]:
     allowed, designed = allowed_flows(objects), DESIGNED_FLOWS[overlay]
-    return ([f"unexpected: {s} -> {d} {p}" for s, d, p in sorted(allowed - designed)]
-            + [f"missing: {s} -> {d} {p}" for s, d, p in sorted(designed - allowed)])
+    return [f"unexpected: {s} -> {d} {p}" for s, d, p in sorted(allowed - designed)] + [
+        f"missing: {s} -> {d} {p}" for s, d, p in sorted(designed - allowed)
+    ]
 
 
 # -- the Secrets contract (README, "Secrets") ---------------------------------------
@@ -120,7 +135,7 @@ def secrets_table() -> dict[str, tuple[set, str]]:
     lines = README.read_text().split("### Secrets", 1)[1].splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("|"))
     rows = []
-    for line in lines[start + 2:]:  # past the header and its rule
+    for line in lines[start + 2 :]:  # past the header and its rule
         if not line.startswith("|"):
             break
         rows.append([cell.strip() for cell in line.strip("|").split("|")])
@@ -158,7 +173,7 @@ def rendered() -> dict:
     kubectl takes about a second per build, so they run side by side."""
     directories = {**OVERLAYS, **{path.name: path for path in FIXTURES.iterdir() if path.is_dir()}}
     with ThreadPoolExecutor(max_workers=max(os.cpu_count() or 1, 2)) as pool:
-        results = dict(zip(directories, pool.map(_render_or_error, directories.values())))
+        results = dict(zip(directories, pool.map(_render_or_error, directories.values()), strict=True))
     return results
 
 
@@ -178,9 +193,22 @@ def checkov_failures(rendered, tmp_path_factory) -> dict[str, set]:
     for name in targets:
         (directory / f"{name}.yaml").write_text(yaml.safe_dump_all(objects_of(rendered, name)))
     proc = subprocess.run(
-        [checkov(), "--directory", str(directory), "--config-file", str(DEPLOY / "checkov.yaml"),
-         "--skip-download", "--quiet", "--compact", "--output", "json"],
-        capture_output=True, text=True, timeout=300, check=False,
+        [
+            checkov(),
+            "--directory",
+            str(directory),
+            "--config-file",
+            str(DEPLOY / "checkov.yaml"),
+            "--skip-download",
+            "--quiet",
+            "--compact",
+            "--output",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
         # Offline: no download of policies or of the guideline links.
         env={**os.environ, "BC_SKIP_MAPPING": "TRUE"},
     )

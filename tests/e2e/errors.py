@@ -10,6 +10,8 @@ def assert_error(response, status: int, message: str) -> None:
     Response or a tests.rawhttp.RawResponse."""
     code = getattr(response, "status_code", None) or response.status
     assert code == status, str(getattr(response, "text", response))
-    content_type = response.headers["Content-Type"] if hasattr(response, "status_code") else response.header("Content-Type")
+    content_type = (
+        response.headers["Content-Type"] if hasattr(response, "status_code") else response.header("Content-Type")
+    )
     assert content_type.startswith("application/json"), content_type
     assert response.json()["message"] == message

@@ -4,6 +4,7 @@ asks for it, and an edited kong.yml taking effect on the next `up`.
 
 Docker mode only (scripts/test --docker); natively there are no containers.
 """
+
 import json
 import os
 import socket
@@ -56,15 +57,22 @@ def test_the_cli_and_the_sdk_follow_the_current_docker_context(tmp_path):
     plugins = Path(os.environ.get("DOCKER_CONFIG", Path.home() / ".docker")) / "cli-plugins"
     if plugins.is_dir():
         (tmp_path / "cli-plugins").symlink_to(plugins)
-    for argv in (["docker", "context", "create", "shop-test", "--docker", f"host={endpoint}"],
-                 ["docker", "context", "use", "shop-test"]):
+    for argv in (
+        ["docker", "context", "create", "shop-test", "--docker", f"host={endpoint}"],
+        ["docker", "context", "use", "shop-test"],
+    ):
         made = run(argv, **config)
         assert made.returncode == 0, made.stderr
     env = {key: value for key, value in os.environ.items() if key != "DOCKER_HOST"} | config
 
     status = subprocess.run(STACK + ["status"], cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
-    sdk = subprocess.run([sys.executable, "-c", "import docker; print(docker.from_env().ping())"],
-                         capture_output=True, text=True, timeout=60, env=env)
+    sdk = subprocess.run(
+        [sys.executable, "-c", "import docker; print(docker.from_env().ping())"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
 
     assert status.returncode == 0, status.stdout + status.stderr
     assert sdk.stdout.strip() == "True", sdk.stderr
@@ -85,11 +93,21 @@ def test_status_of_a_project_without_containers_is_a_failure():
 def test_up_gives_up_on_a_container_that_never_gets_healthy(tmp_path):
     project = f"shop-failing-{uuid.uuid4().hex[:8]}"
     compose_file = tmp_path / "compose.yml"
-    compose_file.write_text(yaml.safe_dump({"services": {"failing": {
-        "image": "shop/users:local", "pull_policy": "never", "restart": "unless-stopped",
-        "command": ["sh", "-c", "sleep 3; exit 1"],
-        "healthcheck": {"test": ["CMD", "false"], "interval": "1s", "retries": 1},
-    }}}))
+    compose_file.write_text(
+        yaml.safe_dump(
+            {
+                "services": {
+                    "failing": {
+                        "image": "shop/users:local",
+                        "pull_policy": "never",
+                        "restart": "unless-stopped",
+                        "command": ["sh", "-c", "sleep 3; exit 1"],
+                        "healthcheck": {"test": ["CMD", "false"], "interval": "1s", "retries": 1},
+                    }
+                }
+            }
+        )
+    )
     env = {"COMPOSE_FILE": str(compose_file), "COMPOSE_PROJECT_NAME": project, "SHOP_UP_TIMEOUT": "15"}
     started = time.monotonic()
     try:
@@ -131,19 +149,24 @@ def test_kong_serves_the_routes_of_kong_yml(real_kong):
 
     assert answer.returncode == 0, answer.stderr
     served = {route["name"] for route in json.loads(answer.stdout)["data"]}
-    declared = {route["name"] for service in yaml.safe_load((ROOT / "kong.yml").read_text())["services"]
-                for route in service["routes"]}
+    declared = {
+        route["name"]
+        for service in yaml.safe_load((ROOT / "kong.yml").read_text())["services"]
+        for route in service["routes"]
+    }
     assert served == declared
 
 
 def test_no_other_container_and_no_host_port_reaches_the_admin_api(stack):
-    probe = ("import socket, sys\n"
-             "def answers(port):\n"
-             "    try:\n"
-             "        socket.create_connection(('kong', port), timeout=3).close(); return True\n"
-             "    except OSError:\n"
-             "        return False\n"
-             "print(answers(8000), answers(8001))\n")
+    probe = (
+        "import socket, sys\n"
+        "def answers(port):\n"
+        "    try:\n"
+        "        socket.create_connection(('kong', port), timeout=3).close(); return True\n"
+        "    except OSError:\n"
+        "        return False\n"
+        "print(answers(8000), answers(8001))\n"
+    )
     result = stack.exec("users", ["python", "-c", probe])
 
     # The proxy answers from the backend network (so the probe can reach Kong), the Admin API doesn't.
@@ -174,8 +197,9 @@ def login_limit_is(limit: int) -> bool:
     address = f"127.0.0.{uuid.uuid4().int % 200 + 50}"
     try:
         with client_from(address) as client:
-            response = client.post(f"{GATEWAY_URL}/token", timeout=10,
-                                   json={"email": "nobody@example.com", "password": "not-the-password"})
+            response = client.post(
+                f"{GATEWAY_URL}/token", timeout=10, json={"email": "nobody@example.com", "password": "not-the-password"}
+            )
     except requests.RequestException:  # Kong still starting
         return False
     return response.headers.get("X-RateLimit-Limit-Minute") == str(limit)

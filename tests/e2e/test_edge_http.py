@@ -9,6 +9,7 @@ Raw requests send Accept: application/json: Kong's error handler answers nginx's
 own errors in the client's format, and in text/plain when it names none
 (kong/error_handlers.lua, error_default_type in kong.conf).
 """
+
 import json
 import socket
 import time
@@ -33,8 +34,15 @@ def get(path: bytes, headers: bytes = b"") -> bytes:
 
 def post(path: bytes, body: bytes, headers: bytes = b"") -> bytes:
     return (
-        b"POST " + path + b" HTTP/1.1\r\n" + HEADERS + b"Content-Type: application/json\r\n"
-        + b"Content-Length: %d\r\n" % len(body) + headers + b"Connection: close\r\n\r\n" + body
+        b"POST "
+        + path
+        + b" HTTP/1.1\r\n"
+        + HEADERS
+        + b"Content-Type: application/json\r\n"
+        + b"Content-Length: %d\r\n" % len(body)
+        + headers
+        + b"Connection: close\r\n\r\n"
+        + body
     )
 
 
@@ -83,8 +91,13 @@ def test_an_encoded_slash_is_not_a_path_separator(gateway):
         (b"GET http:///products HTTP/1.1\r\n" + HEADERS + b"Connection: close\r\n\r\n", 400, "Bad request"),
         # large_client_header_buffers 4 8k (kong/templates/nginx_kong.lua); 494 is answered as 400
         # (kong/error_handlers.lua). A Host this long made HAProxy fail its rewrites (500).
-        (b"GET /products HTTP/1.1\r\nHost: " + b"h" * 9000 + b"\r\nAccept: application/json\r\nConnection: close\r\n\r\n",
-         400, "Request header or cookie too large"),
+        (
+            b"GET /products HTTP/1.1\r\nHost: "
+            + b"h" * 9000
+            + b"\r\nAccept: application/json\r\nConnection: close\r\n\r\n",
+            400,
+            "Request header or cookie too large",
+        ),
         (get(b"/products?" + b"q" * 9000), 414, "URI too long"),
     ],
     ids=["absolute-form-without-a-host", "9-kB-host", "9-kB-uri"],
@@ -134,7 +147,8 @@ def test_a_chunked_body_with_a_trailer_gunicorn_refuses(gateway, gateway_kind):
     request = (
         b"POST /register HTTP/1.1\r\n" + HEADERS + b"Content-Type: application/json\r\n"
         b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
-        + b"%x\r\n%s\r\n0\r\nContent-Length: 5\r\n\r\n" % (len(body), body)
+        + b"%x\r\n%s\r\n0\r\nContent-Length: 5\r\n\r\n"
+        % (len(body), body)
     )
 
     response = send(request)
@@ -195,8 +209,7 @@ def test_slow_uploads_tie_up_no_service_and_time_out_alone(gateway, gateway_kind
 
 HAPROXY_400 = b"<html><body><h1>400 Bad request</h1>\nYour browser sent an invalid request.\n</body></html>\n"
 HAPROXY_408 = (
-    b"<html><body><h1>408 Request Time-out</h1>\nYour browser didn't send a complete request in time.\n"
-    b"</body></html>\n"
+    b"<html><body><h1>408 Request Time-out</h1>\nYour browser didn't send a complete request in time.\n</body></html>\n"
 )
 
 
@@ -212,8 +225,16 @@ HAPROXY_408 = (
         b"GET /products HTTP/1.1\r\nHost: shop\r\n" + b"".join(b"X-H%d: v\r\n" % n for n in range(120)) + b"\r\n",
         b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03" + b"\x00" * 40 + b"\r\n\r\n",
     ],
-    ids=["bad-header-name", "two-hosts", "space-in-the-uri", "host-not-the-authority", "two-lengths",
-         "bad-chunk-size", "120-headers", "tls-hello"],
+    ids=[
+        "bad-header-name",
+        "two-hosts",
+        "space-in-the-uri",
+        "host-not-the-authority",
+        "two-lengths",
+        "bad-chunk-size",
+        "120-headers",
+        "tls-hello",
+    ],
 )
 def test_what_haproxy_cant_parse_gets_its_own_html_400(gateway, gateway_kind, request_bytes):
     if gateway_kind == KONG:

@@ -8,6 +8,7 @@ an unanchored \\s*[Bb]earer\\s+(.+) (kong/plugins/jwt/handler.lua) and keeps the
 last of two equal keys (cjson), where HAProxy's stand-in keeps the first.
 tests/gateway/test_haproxy_bearer_contract.py has every case against HAProxy.
 """
+
 import base64
 import hashlib
 import hmac
@@ -100,4 +101,6 @@ def test_two_authorization_headers_are_401_on_every_route(gateway, sign, path):
 
 def test_a_malformed_bearer_token_is_401_on_a_public_route_too(gateway):
     # The pre-function is global; a well-formed token is verified only where a jwt plugin is.
-    assert_error(gateway.get("/products", headers={"Authorization": "Bearer MQ.e30.eA"}), 401, "Bad token; invalid JSON")
+    assert_error(
+        gateway.get("/products", headers={"Authorization": "Bearer MQ.e30.eA"}), 401, "Bad token; invalid JSON"
+    )

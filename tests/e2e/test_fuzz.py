@@ -5,6 +5,7 @@ a 5xx and every answer matches the document.
 FUZZ_EXAMPLES bounds the examples per operation (25 by default, for CI); the
 README has the command for a long run.
 """
+
 import os
 import random
 

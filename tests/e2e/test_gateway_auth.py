@@ -2,6 +2,7 @@
 
 Forged tokens of every kind and tokens in query strings, on every protected route:
 test_hostile_clients.py."""
+
 import pytest
 
 from tests.e2e.conftest import PROTECTED
@@ -29,7 +30,9 @@ def test_client_sent_user_id_is_replaced(gateway, make_user, make_product):
     assert gateway.get("/users/me", headers={**ann, "X-User-Id": str(bob_id)}).json()["id"] == ann_id
     product = make_product()
     order = gateway.post(
-        "/orders", json={"items": [{"product_id": product["id"], "quantity": 1}]}, headers={**ann, "X-User-Id": str(bob_id)}
+        "/orders",
+        json={"items": [{"product_id": product["id"], "quantity": 1}]},
+        headers={**ann, "X-User-Id": str(bob_id)},
     ).json()
     assert gateway.get(f"/orders/{order['id']}", headers=ann).status_code == 200
     assert gateway.get(f"/orders/{order['id']}", headers=bob).status_code == 404

@@ -7,6 +7,7 @@ against echo servers. The rate-limit tests come last on purpose: under Docker,
 Kong sees every client on this host as one address, which they leave limited
 until the clock minute is over (their fixture waits for that before it ends).
 """
+
 import ipaddress
 import os
 import random

@@ -1,5 +1,6 @@
 """Operating the running system: one request id across every process, the stack's
 one-screen status, and its logs command."""
+
 import os
 import subprocess
 import uuid
@@ -17,7 +18,10 @@ ORDER_STORY = {"orders", "products", "orders-relay", "products-worker", "product
 
 def stack_command(*args):
     return subprocess.run(
-        [str(ROOT / "scripts" / "stack"), *args], capture_output=True, text=True, timeout=60,
+        [str(ROOT / "scripts" / "stack"), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
         env={**os.environ, "SHOP_STACK": os.environ.get("SHOP_STACK", "native")},
     )
 
@@ -28,7 +32,8 @@ def traced_order(gateway, session_user, make_product):
     request_id = f"e2e-{uuid.uuid4().hex}"
     product = make_product(quantity=5)["id"]
     response = gateway.post(
-        "/orders", json={"items": [{"product_id": product, "quantity": 1}]},
+        "/orders",
+        json={"items": [{"product_id": product, "quantity": 1}]},
         headers={**session_user[1], "X-Request-ID": request_id},
     )
     assert response.status_code == 201
@@ -47,7 +52,9 @@ def test_one_request_id_is_logged_by_every_process_the_order_touched(traced_orde
 
 
 def test_stack_logs_tells_the_story_of_one_request(traced_order):
-    eventually(lambda: stack_command("logs", "--request-id", traced_order).stdout.count(traced_order) >= len(ORDER_STORY))
+    eventually(
+        lambda: stack_command("logs", "--request-id", traced_order).stdout.count(traced_order) >= len(ORDER_STORY)
+    )
     story = stack_command("logs", "--request-id", traced_order)
     assert story.returncode == 0
     for process in ORDER_STORY:

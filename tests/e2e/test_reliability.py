@@ -1,5 +1,6 @@
 """Breaking things on purpose, through the gateway: no order is lost, double
 counted or oversold. Each test restores what it broke, even when it fails."""
+
 import os
 import random
 import threading
@@ -39,7 +40,9 @@ def shop(gateway, session_user, make_product):
             return order_id
 
         def statuses(self, order_ids):
-            return {order_id: gateway.get(f"/orders/{order_id}", headers=auth).json()["status"] for order_id in order_ids}
+            return {
+                order_id: gateway.get(f"/orders/{order_id}", headers=auth).json()["status"] for order_id in order_ids
+            }
 
         def settle(self, order_ids, deadline=SETTLE_DEADLINE):
             """Wait until no order is PENDING; return their statuses."""
@@ -155,8 +158,9 @@ def test_postgresql_restarted_while_orders_are_placed(shop, stack, gateway, sess
         rng = random.Random(number)
         while not stop.is_set():
             product = rng.choice(list(products))
-            response = gateway.post("/orders", json={"items": [{"product_id": product, "quantity": 1}]},
-                                    headers=auth, timeout=15)
+            response = gateway.post(
+                "/orders", json={"items": [{"product_id": product, "quantity": 1}]}, headers=auth, timeout=15
+            )
             codes[response.status_code] += 1
             if response.status_code == 503 and not (response.headers.get("Retry-After") and response.json()["message"]):
                 unhelpful.append(response.text)

@@ -1,4 +1,5 @@
 """The README's walkthrough (seed-architecture §6.3), step by step, through the gateway."""
+
 import uuid
 
 import pytest
@@ -32,7 +33,9 @@ def test_register_login_create_order_and_watch_stock_fall(gateway):
     assert created.status_code == 201
     product = created.json()
     assert {k: product[k] for k in ("name", "price", "quantity")} == {
-        "name": "Quantum Mechanical Keyboard", "price": 249.99, "quantity": 50,
+        "name": "Quantum Mechanical Keyboard",
+        "price": 249.99,
+        "quantity": 50,
     }
 
     # Step 4: order three.

@@ -1,5 +1,6 @@
 """Fixtures for the gateway tests: kong.yml as loaded, tokens, echo upstreams and a
 real HAProxy running the config generated from kong.yml."""
+
 import copy
 import json
 import shutil
@@ -109,7 +110,7 @@ class EchoHandler(BaseHTTPRequestHandler):
         self.send_response(200)
         for name, value in self.headers.items():
             if name.lower().startswith(REPLY_HEADER.lower()):
-                self.send_header(name[len(REPLY_HEADER):], value)
+                self.send_header(name[len(REPLY_HEADER) :], value)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(reply)))
         self.end_headers()
@@ -126,7 +127,7 @@ class EchoHandler(BaseHTTPRequestHandler):
             pass
         return b"".join(chunks)
 
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _echo
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _echo  # noqa: N815 - http.server's names
 
     def log_message(self, format, *args) -> None:  # noqa: A002 - the base class's name
         pass  # HAProxy's health checks would fill the test output

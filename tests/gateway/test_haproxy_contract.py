@@ -4,6 +4,7 @@ A real HAProxy runs the generated config in front of echo servers, which reply
 with the request they got, so each test sees both what the client got back and
 what reached the service.
 """
+
 import base64
 import json
 import time
@@ -229,7 +230,9 @@ def test_a_service_that_is_down_is_a_json_503(start_gateway, echo_upstreams, dea
     assert call(gateway, "GET", "/products").status_code == 200  # the others still answer
 
 
-def test_nbf_is_checked_and_failing_claims_are_reported_together(start_gateway, make_config, echo_upstreams, make_token):
+def test_nbf_is_checked_and_failing_claims_are_reported_together(
+    start_gateway, make_config, echo_upstreams, make_token
+):
     config = make_config()
     for svc in config["services"]:
         for node in svc["routes"]:

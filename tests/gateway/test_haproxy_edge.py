@@ -6,6 +6,7 @@ Real HAProxy in front of echo servers (and, where a test needs to see when a
 request arrives, an upstream of its own); requests a client library would fix
 up go over bare sockets.
 """
+
 import json
 import socket
 from http.server import BaseHTTPRequestHandler
@@ -147,10 +148,16 @@ def test_a_100_continue_client_gets_its_body_read_and_passed_on(gateway):
         (get(b"http://user@gateway/products"), 400, "Bad request"),
         (get(b"/products?" + b"q" * 8200), 414, "URI too long"),
         (get(b"/products", b"Host: " + b"h" * 9000 + b"\r\n"), 400, "Request header or cookie too large"),
-        (get(b"/products", b"Host: gateway\r\nCookie: " + b"c" * 9000 + b"\r\n"), 400,
-         "Request header or cookie too large"),
-        (get(b"/products", b"Host: gateway\r\n" + b"".join(b"X-H%d: %s\r\n" % (n, b"v" * 4000) for n in range(9))),
-         400, "Request header or cookie too large"),
+        (
+            get(b"/products", b"Host: gateway\r\nCookie: " + b"c" * 9000 + b"\r\n"),
+            400,
+            "Request header or cookie too large",
+        ),
+        (
+            get(b"/products", b"Host: gateway\r\n" + b"".join(b"X-H%d: %s\r\n" % (n, b"v" * 4000) for n in range(9))),
+            400,
+            "Request header or cookie too large",
+        ),
     ],
     ids=["no-authority", "empty-user-info", "user-info", "9-kB-uri", "9-kB-host", "9-kB-cookie", "36-kB-of-headers"],
 )
@@ -195,9 +202,11 @@ class ArrivalHandler(BaseHTTPRequestHandler):
         if self.path == "/healthz":
             return self._answer(200, {"status": "ok"})
         self.arrivals.append(self.path)
-        self._answer(200, {"path": self.path, "body": self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()})
+        self._answer(
+            200, {"path": self.path, "body": self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()}
+        )
 
-    do_POST = do_GET
+    do_POST = do_GET  # noqa: N815 - http.server's names
 
     def _answer(self, status, body):
         data = json.dumps(body).encode()
@@ -244,7 +253,7 @@ def test_a_body_that_doesnt_arrive_in_time_is_a_json_408_and_never_reaches_the_s
     with socket.create_connection(address(gateway), timeout=20) as stalled:
         stalled.sendall(
             b"POST /register HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json\r\n"
-            b"Content-Length: 100\r\nX-Request-ID: stalled-1\r\nConnection: close\r\n\r\n{\"email\":"
+            b'Content-Length: 100\r\nX-Request-ID: stalled-1\r\nConnection: close\r\n\r\n{"email":'
         )
         response = read_response(stalled)  # after the gateway's 10 s for the body
 

@@ -1,5 +1,6 @@
 """The HAProxy generator: its output for kong.yml is a valid HAProxy config, and
 whatever in kong.yml it can't translate is refused with a message naming it."""
+
 import re
 import subprocess
 
@@ -203,10 +204,14 @@ def test_a_service_named_like_a_rate_limit_table_is_refused(make_config):
         generate_haproxy_config(config, upstreams)
 
 
-@pytest.mark.parametrize("plugin, known", [("post-function", KNOWN_POST_FUNCTION_LUA), ("pre-function", KNOWN_PRE_FUNCTION_LUA)])
+@pytest.mark.parametrize(
+    "plugin, known", [("post-function", KNOWN_POST_FUNCTION_LUA), ("pre-function", KNOWN_PRE_FUNCTION_LUA)]
+)
 def test_known_lua_is_recognised_whatever_its_indentation(make_config, plugin, known):
     config = make_config()
-    global_plugin(config, plugin)["config"]["access"] = ["\n\n".join("\t" + line.strip() for line in known.splitlines())]
+    global_plugin(config, plugin)["config"]["access"] = [
+        "\n\n".join("\t" + line.strip() for line in known.splitlines())
+    ]
 
     gateway = parse(config)
 

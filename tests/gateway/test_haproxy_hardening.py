@@ -6,6 +6,7 @@ As in test_haproxy_contract.py, a real HAProxy runs the generated config in fron
 of echo servers. The rate-limit tests each send from a loopback address of their
 own (any 127.x.y.z is this host), so no test uses up another's limit.
 """
+
 import itertools
 import re
 import socket
@@ -106,7 +107,7 @@ def test_a_plain_client_id_is_kept_upstream_and_echoed(gateway, request_id):
 
 @pytest.mark.parametrize(
     "request_id",
-    ["has space", "x" * 129, "", "a,b", "semi;colon", "quote\"d", "per%cent", "ünï"],
+    ["has space", "x" * 129, "", "a,b", "semi;colon", 'quote"d', "per%cent", "ünï"],
     ids=["space", "too-long", "empty", "comma", "semicolon", "quote", "percent", "non-ascii"],
 )
 def test_any_other_client_id_is_replaced_by_a_uuid(gateway, request_id):

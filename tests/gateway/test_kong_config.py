@@ -1,5 +1,6 @@
 """Rendering kong.yml for real Kong: placeholders filled in from the environment,
 the result private to its owner, and the secret never printed."""
+
 import os
 import stat
 import subprocess
@@ -13,7 +14,11 @@ from kong.config import load, render, write_rendered
 from kong.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
-UPSTREAMS = ["--upstream=users=127.0.0.1:8101", "--upstream=products=127.0.0.1:8102", "--upstream=orders=127.0.0.1:8103"]
+UPSTREAMS = [
+    "--upstream=users=127.0.0.1:8101",
+    "--upstream=products=127.0.0.1:8102",
+    "--upstream=orders=127.0.0.1:8103",
+]
 
 
 def credential(config: dict) -> dict:
@@ -107,8 +112,9 @@ def test_the_cli_renders_for_kong(kong_yml, jwt_secret, tmp_path):
 def test_the_cli_takes_the_metrics_address(jwt_secret, tmp_path):
     target = tmp_path / "haproxy.cfg"
 
-    result = run_cli("haproxy", "--out", str(target), "--metrics-bind", "127.0.0.1:19405", *UPSTREAMS,
-                     env={"JWT_SECRET": jwt_secret})
+    result = run_cli(
+        "haproxy", "--out", str(target), "--metrics-bind", "127.0.0.1:19405", *UPSTREAMS, env={"JWT_SECRET": jwt_secret}
+    )
 
     assert result.returncode == 0, result.stderr
     assert "frontend metrics\n    bind 127.0.0.1:19405\n" in target.read_text()

@@ -1,4 +1,5 @@
 """orders-worker against real RabbitMQ and PostgreSQL: inventory outcomes settle orders once."""
+
 import pytest
 
 from common.messaging import contracts, topology

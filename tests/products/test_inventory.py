@@ -3,6 +3,7 @@
 No broker here: reserve_stock is a domain function, called in a transaction
 (the consumer's, in production; the test's own here).
 """
+
 import pytest
 
 from common.messaging import contracts
@@ -13,9 +14,13 @@ pytestmark = pytest.mark.integration
 
 
 def order_created(order_id=1, **lines):
-    return contracts.ORDER_CREATED.load(contracts.ORDER_CREATED.new(
-        order_id=order_id, user_id=1, items=[{"product_id": int(pid), "quantity": qty} for pid, qty in lines.items()]
-    ))
+    return contracts.ORDER_CREATED.load(
+        contracts.ORDER_CREATED.new(
+            order_id=order_id,
+            user_id=1,
+            items=[{"product_id": int(pid), "quantity": qty} for pid, qty in lines.items()],
+        )
+    )
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
 """products-worker against real RabbitMQ (a test vhost) and PostgreSQL."""
+
 import os
 import signal
 import subprocess
@@ -92,14 +93,18 @@ def slow_commits(products_app):
     url = products_app.config["SQLALCHEMY_DATABASE_URI"]
     engine = create_engine(url, isolation_level="AUTOCOMMIT")
     with engine.connect() as connection:
-        connection.execute(text(
-            "CREATE FUNCTION slow_commit() RETURNS trigger LANGUAGE plpgsql AS "
-            "$$ BEGIN PERFORM pg_sleep(3); RETURN NULL; END $$"
-        ))
-        connection.execute(text(
-            "CREATE CONSTRAINT TRIGGER slow_commit AFTER INSERT ON processed_events "
-            "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION slow_commit()"
-        ))
+        connection.execute(
+            text(
+                "CREATE FUNCTION slow_commit() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN PERFORM pg_sleep(3); RETURN NULL; END $$"
+            )
+        )
+        connection.execute(
+            text(
+                "CREATE CONSTRAINT TRIGGER slow_commit AFTER INSERT ON processed_events "
+                "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION slow_commit()"
+            )
+        )
     try:
         yield engine
     finally:
@@ -110,10 +115,22 @@ def slow_commits(products_app):
 
 
 def worker_process(products_app, amqp_url, tmp_path) -> subprocess.Popen:
-    env = {**os.environ, "SERVICE": "products", "DATABASE_URL": products_app.config["SQLALCHEMY_DATABASE_URI"],
-           "AMQP_URL": amqp_url, "HEARTBEAT_FILE": str(tmp_path / "alive"), "METRICS_PORT": ""}
-    return subprocess.Popen([sys.executable, "-m", "products.worker"], cwd=ROOT, env=env, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {
+        **os.environ,
+        "SERVICE": "products",
+        "DATABASE_URL": products_app.config["SQLALCHEMY_DATABASE_URI"],
+        "AMQP_URL": amqp_url,
+        "HEARTBEAT_FILE": str(tmp_path / "alive"),
+        "METRICS_PORT": "",
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "products.worker"],
+        cwd=ROOT,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def test_a_worker_killed_between_its_commit_and_its_ack_loses_and_doubles_nothing(
@@ -128,9 +145,12 @@ def test_a_worker_killed_between_its_commit_and_its_ack_loses_and_doubles_nothin
         def committing():
             """the worker's transaction is in its COMMIT"""
             with slow_commits.connect() as connection:
-                return connection.scalar(text(
-                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event = 'PgSleep'"
-                ))
+                return connection.scalar(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND wait_event = 'PgSleep'"
+                    )
+                )
 
         eventually(committing, deadline=30)
         os.killpg(process.pid, signal.SIGKILL)

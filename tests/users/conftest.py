@@ -8,8 +8,12 @@ from users.models import db
 @pytest.fixture(scope="session")
 def users_app(pg_url, amqp_url):
     config = config_for(
-        "users", fresh_database(pg_url, test_database("users")), amqp_url,
-        jwt_secret=TEST_SECRET, jwt_issuer="shop-users", jwt_ttl_seconds=900,
+        "users",
+        fresh_database(pg_url, test_database("users")),
+        amqp_url,
+        jwt_secret=TEST_SECRET,
+        jwt_issuer="shop-users",
+        jwt_ttl_seconds=900,
     )
     return migrated_app(create_app, config)
 

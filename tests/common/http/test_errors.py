@@ -1,5 +1,6 @@
 """The one error shape, from the skeleton every service is built on (common/http/app.py,
 errors.py): every failure a client can cause, and the ones it can't, in JSON."""
+
 import json
 import logging
 import os
@@ -42,8 +43,9 @@ def post_thing(thing):
 
 @pytest.fixture(scope="module")
 def client(pg_url, amqp_url):
-    app = build_app("things", config_for("products", pg_url, amqp_url), make_db(), [things],
-                    os.path.dirname(products.__file__))
+    app = build_app(
+        "things", config_for("products", pg_url, amqp_url), make_db(), [things], os.path.dirname(products.__file__)
+    )
     return app.test_client()
 
 
@@ -72,9 +74,20 @@ def test_a_lost_database_is_503_with_retry_after(client, caplog):
     [
         ("GET", "/nowhere", {}, 404, "Not found."),
         ("DELETE", "/things", {}, 405, "Method not allowed."),
-        ("POST", "/things", {"data": "{", "content_type": "application/json"}, 400, "The request body is not valid JSON."),
-        ("POST", "/things", {"data": "a=b", "content_type": "application/x-www-form-urlencoded"}, 415,
-         "Send the request body as JSON (Content-Type: application/json)."),
+        (
+            "POST",
+            "/things",
+            {"data": "{", "content_type": "application/json"},
+            400,
+            "The request body is not valid JSON.",
+        ),
+        (
+            "POST",
+            "/things",
+            {"data": "a=b", "content_type": "application/x-www-form-urlencoded"},
+            415,
+            "Send the request body as JSON (Content-Type: application/json).",
+        ),
     ],
     ids=["no-route", "wrong-method", "broken-json", "not-json"],
 )

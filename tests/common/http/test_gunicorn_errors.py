@@ -5,6 +5,7 @@ A real Gunicorn (common/http/gunicorn_conf.py, its worker class included) serves
 real products app on a port of its own; the requests go over bare sockets, since
 a client library would not send them.
 """
+
 import os
 import re
 import subprocess
@@ -39,7 +40,9 @@ def service(products_app, tmp_path_factory):
     with log.open("wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "-c", "python:common.http.gunicorn_conf", "products:create_app()"],
-            env=env, stdout=out, stderr=subprocess.STDOUT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}"
 
@@ -123,7 +126,8 @@ def test_a_body_whose_trailers_gunicorn_refuses_is_a_json_400(service, trailer):
     request = (
         b"POST /products HTTP/1.1\r\nHost: products\r\nX-User-Id: 7\r\nContent-Type: application/json\r\n"
         b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
-        + b"%x\r\n%s\r\n0\r\n%s\r\n" % (len(body), body, trailer)
+        + b"%x\r\n%s\r\n0\r\n%s\r\n"
+        % (len(body), body, trailer)
     )
 
     before = requests.get(f"{service}/products", timeout=5).json()["total"]
@@ -138,7 +142,7 @@ def test_a_body_whose_trailers_gunicorn_refuses_is_a_json_400(service, trailer):
 def test_a_malformed_chunk_is_a_json_400(service):
     request = (
         b"POST /products HTTP/1.1\r\nHost: products\r\nX-User-Id: 7\r\nContent-Type: application/json\r\n"
-        b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\n{\"a\":\r\nzz\r\n\r\n"
+        b'Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\n{"a":\r\nzz\r\n\r\n'
     )
 
     response = exchange(service, request)

@@ -1,5 +1,6 @@
 """Fixtures for the messaging machinery: a queue and an event type of the tests'
 own, and consumers whose unit of work runs in the products test database."""
+
 import marshmallow as ma
 import pytest
 from kombu import Connection
@@ -48,8 +49,13 @@ def send(amqp_url, test_queue):
 def send_raw(amqp_url, test_queue):
     def _send(body: bytes, content_type="application/json"):
         with Connection(amqp_url) as connection, connection.Producer() as producer:
-            producer.publish(body, exchange=topology.EVENTS, routing_key=NOTE.routing_key,
-                             content_type=content_type, content_encoding="binary")
+            producer.publish(
+                body,
+                exchange=topology.EVENTS,
+                routing_key=NOTE.routing_key,
+                content_type=content_type,
+                content_encoding="binary",
+            )
 
     return _send
 

@@ -3,6 +3,7 @@
 Its handler stores a product per note (an effect) and announces one event (an
 outcome): so "committed" and "announced" can be read back from PostgreSQL.
 """
+
 import pytest
 from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy.exc import OperationalError

@@ -1,4 +1,5 @@
 """The event contracts: what producers may send and consumers accept."""
+
 import uuid
 
 import pytest
@@ -30,15 +31,28 @@ def test_a_constructor_builds_a_complete_event_that_its_consumer_accepts():
         (contracts.INVENTORY_REJECTED, {"order_id": 7, "reason": "Not enough stock."}),
         (contracts.INVENTORY_REJECTED, {"order_id": 7, "reason": "", "shortages": [SHORTAGE]}),
     ],
-    ids=["no-lines", "a-product-twice", "id-as-string", "reserved-with-shortages", "reserved-with-reason",
-         "rejected-without-reason", "rejected-without-shortages", "rejected-with-empty-reason"],
+    ids=[
+        "no-lines",
+        "a-product-twice",
+        "id-as-string",
+        "reserved-with-shortages",
+        "reserved-with-reason",
+        "rejected-without-reason",
+        "rejected-without-shortages",
+        "rejected-with-empty-reason",
+    ],
 )
 def test_an_inconsistent_event_is_refused_by_producer_and_consumer(event_type, fields):
     with pytest.raises(ValueError, match=event_type.routing_key):
         event_type.new(**fields)
     # And a consumer refuses the same, should a producer build it by hand.
-    hand_made = {"event_id": str(uuid.uuid4()), "type": event_type.routing_key, "version": 1,
-                 "occurred_at": "2026-12-01T10:00:00+00:00", **fields}
+    hand_made = {
+        "event_id": str(uuid.uuid4()),
+        "type": event_type.routing_key,
+        "version": 1,
+        "occurred_at": "2026-12-01T10:00:00+00:00",
+        **fields,
+    }
     with pytest.raises(InvalidEvent):
         event_type.load(hand_made)
 

@@ -1,4 +1,5 @@
 """scripts/dlq's engine against a real broker: list dead letters, requeue them."""
+
 import pytest
 from kombu import Connection
 

@@ -1,4 +1,5 @@
 """The outbox relay against real PostgreSQL and RabbitMQ (the orders service's outbox)."""
+
 import json
 import threading
 import time
@@ -21,8 +22,10 @@ def orders_outbox(orders_app, clean_orders):
 
     class Outbox:
         def add(self, count=1):
-            events = [contracts.ORDER_CREATED.new(order_id=i + 1, user_id=1, items=[{"product_id": 1, "quantity": 1}])
-                      for i in range(count)]
+            events = [
+                contracts.ORDER_CREATED.new(order_id=i + 1, user_id=1, items=[{"product_id": 1, "quantity": 1}])
+                for i in range(count)
+            ]
             with orders_app.app_context():
                 outbox.add(db.session, OutboxMessage, [outbox.message(event) for event in events])
                 db.session.commit()
