@@ -3,7 +3,7 @@
     python -m kong render  [--config kong.yml] --out PATH
     python -m kong haproxy [--config kong.yml] --out PATH \\
         --upstream users=127.0.0.1:8101 --upstream products=127.0.0.1:8102 \\
-        --upstream orders=127.0.0.1:8103 [--bind 0.0.0.0:8000] \\
+        --upstream orders=127.0.0.1:8103,127.0.0.1:8203 [--bind 0.0.0.0:8000] \\
         [--metrics-bind 127.0.0.1:8405]
 
 ${NAME} placeholders are filled in from the environment. Both outputs hold the
@@ -68,8 +68,8 @@ def _parser() -> argparse.ArgumentParser:
         "--upstream",
         action="append",
         default=[],
-        metavar="SERVICE=HOST:PORT",
-        help="where a kong.yml service really runs; one for every service",
+        metavar="SERVICE=HOST:PORT[,HOST:PORT...]",
+        help="where a kong.yml service really runs (several: copies sharing its requests); one for every service",
     )
     haproxy_command.add_argument("--bind", default=DEFAULT_BIND, help="the proxy's address (default: %(default)s)")
     haproxy_command.add_argument(

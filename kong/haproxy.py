@@ -140,7 +140,8 @@ def generate_haproxy_config(
     """The text of a complete haproxy.cfg enforcing a rendered kong.yml.
 
     `upstreams` maps every Kong service name to the "host:port" it really runs on
-    (kong.yml's urls are Docker DNS names). `metrics_bind` is where the metrics
+    (kong.yml's urls are Docker DNS names), or to several, comma-separated, for
+    copies of it that share its requests (the native stack's --scale). `metrics_bind` is where the metrics
     are served if kong.yml has the prometheus plugin: a loopback address. Raises
     ConfigError for anything that can't be translated.
     """
@@ -170,7 +171,8 @@ def _check_upstreams(gateway: Gateway, upstreams: Mapping[str, str]) -> None:
     for name in names:
         if name not in upstreams:
             raise ConfigError(f"service {name!r} has no upstream address (give one as {name}=HOST:PORT)")
-        _check_address(upstreams[name], f"upstream address of {name!r}")
+        for address in upstreams[name].split(","):
+            _check_address(address, f"upstream address of {name!r}")
 
 
 def _check_address(address: str, what: str) -> None:
@@ -283,15 +285,20 @@ def _frontend(gateway: Gateway, bind: str, rate_limits: dict[RateLimit, tuple[st
     return section("frontend gateway", lines)
 
 
-def _backend(service: Service, address: str) -> str:
+def _backend(service: Service, addresses: str) -> str:
+    servers = addresses.split(",")
     lines = [
         f"# kong.yml: {service.url}",
         "option httpchk GET /healthz",
         "http-check expect status 200",
         "# Kong's preserve_host defaults to false: the upstream sees its own address as Host.",
-        f"http-request set-header Host {address}",
-        f"server {service.name} {address} check",
+        f"http-request set-header Host {servers[0]}",
     ]
+    if len(servers) == 1:
+        lines.append(f"server {service.name} {servers[0]} check")
+    else:
+        # Copies of one service: round robin, as Kong balances an upstream's targets.
+        lines += [f"server {service.name}-{number} {address} check" for number, address in enumerate(servers, 1)]
     return section(f"backend {service.name}", lines)
 
 

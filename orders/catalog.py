@@ -5,6 +5,7 @@ short timeout: placing an order waits on this, so a slow products service must
 fail fast (503) rather than hold the order's request.
 """
 
+import itertools
 import logging
 from dataclasses import dataclass
 from decimal import Decimal
@@ -29,8 +30,11 @@ class CatalogProduct:
 
 
 class Catalog:
-    def __init__(self, base_url: str, timeout: float):
-        self.base_url = base_url.rstrip("/")
+    def __init__(self, base_urls: str, timeout: float):
+        """`base_urls`: the products service's internal address, or several,
+        comma-separated, asked in turn (copies of it, as the native stack's --scale
+        runs them; elsewhere one address balances them)."""
+        self.base_urls = itertools.cycle([url.rstrip("/") for url in base_urls.split(",")])
         self.timeout = timeout
         # One pooled, keep-alive session per process; requests.Session is safe to share
         # between threads for plain GETs like these.
@@ -41,7 +45,7 @@ class Catalog:
 
     def lookup(self, product_ids: list[int]) -> dict[int, CatalogProduct]:
         """The products among these that exist, as they are now, by id."""
-        url = f"{self.base_url}/internal/products"
+        url = f"{next(self.base_urls)}/internal/products"
         try:
             response = self.session.get(
                 url, params={"id": product_ids}, timeout=self.timeout, headers=context.outgoing_headers()

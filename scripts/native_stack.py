@@ -47,6 +47,14 @@ BIN = Path(sys.executable).parent
 
 # Background processes, by the service whose code and database they use.
 BACKGROUND = [("products", "worker"), ("products", "relay"), ("orders", "worker"), ("orders", "relay")]
+# --scale NAME=N runs N copies of a process (the gateway excepted). Copy k > 1 is
+# NAME.k, with its own log, pid and heartbeat; a web service's copy listens
+# COPY_PORTS higher per copy, a background process's metrics COPY_METRICS_PORTS.
+SCALABLE = [*LOCAL_PORTS, *(f"{service}-{role}" for service, role in BACKGROUND)]
+MAX_COPIES = 9
+COPY_PORTS = 100
+COPY_METRICS_PORTS = 10
+SCALE_FILE = RUN / "scale.json"
 UP_DEADLINE = 30.0
 STOP_DEADLINE = 15.0
 
@@ -58,6 +66,7 @@ class Proc:
     env: dict = field(default_factory=dict)
     health_url: str | None = None
     heartbeat: Path | None = None
+    group: str = ""  # the process this is a copy of (its own name if it isn't one)
 
     @property
     def pidfile(self) -> Path:
@@ -80,49 +89,93 @@ def gateway_url() -> str:
     return f"http://{'127.0.0.1' if host in ('', '0.0.0.0') else host}:{port}"
 
 
-def processes(secrets_env: dict) -> list[Proc]:
-    """Every process of the stack. `secrets_env` matters only for starting them
-    (stop, status and logs pass {})."""
+def parse_scale(text: str) -> dict[str, int]:
+    """ "products-worker=3,orders-relay=2" -> {"products-worker": 3, "orders-relay": 2}"""
+    scale = {}
+    for item in filter(None, text.split(",")):
+        name, _, count = item.partition("=")
+        if name not in SCALABLE:
+            sys.exit(f"--scale: no such process {name!r} (one of {', '.join(SCALABLE)})")
+        if not count.isdigit() or not 1 <= int(count) <= MAX_COPIES:
+            sys.exit(f"--scale {item!r}: give 1 to {MAX_COPIES} copies")
+        scale[name] = int(count)
+    return scale
+
+
+def current_scale() -> dict[str, int]:
+    """What the last `up --scale` asked for (kept until `down`)."""
+    try:
+        return json.loads(SCALE_FILE.read_text())
+    except FileNotFoundError:
+        return {}
+
+
+def copies(name: str, scale: dict[str, int]) -> list[tuple[int, str]]:
+    """(copy number, process name) of each copy of `name`."""
+    return [(k, name if k == 1 else f"{name}.{k}") for k in range(1, scale.get(name, 1) + 1)]
+
+
+def web_port(service: str, copy: int) -> int:
+    return LOCAL_PORTS[service] + COPY_PORTS * (copy - 1)
+
+
+def processes(secrets_env: dict, scale: dict[str, int] | None = None) -> list[Proc]:
+    """Every process of the stack, copies included. `secrets_env` matters only for
+    starting them (stop, status and logs pass {})."""
+    scale = current_scale() if scale is None else scale
+    # orders asks every copy of products in turn (orders/catalog.py).
+    products_internal = [
+        f"http://127.0.0.1:{PRODUCTS_INTERNAL_PORT + COPY_PORTS * (k - 1)}" for k, _ in copies("products", scale)
+    ]
     # Each process inherits this environment and reads what it needs with
     # common.settings, whose defaults are this stack's; only what differs is set.
     service_env = {
-        "users": {"JWT_SECRET": secrets_env.get("JWT_SECRET", "")},
-        "products": {"INTERNAL_BIND": f"127.0.0.1:{PRODUCTS_INTERNAL_PORT}"},  # where orders asks
-        "orders": {},
+        "users": lambda k: {"JWT_SECRET": secrets_env.get("JWT_SECRET", "")},
+        "products": lambda k: {"INTERNAL_BIND": f"127.0.0.1:{PRODUCTS_INTERNAL_PORT + COPY_PORTS * (k - 1)}"},
+        "orders": lambda k: {"PRODUCTS_URL": ",".join(products_internal)} if len(products_internal) > 1 else {},
     }
     procs = [
         Proc(
             name,
             [str(BIN / "gunicorn"), "-c", "python:common.http.gunicorn_conf"],
             {
-                **service_env[name],
-                "SERVICE": name,
-                "DATABASE_URL": service_database_url(name),
-                "BIND": f"127.0.0.1:{port}",
+                **service_env[service](k),
+                "SERVICE": service,
+                "DATABASE_URL": service_database_url(service),
+                "BIND": f"127.0.0.1:{web_port(service, k)}",
             },
-            health_url=f"http://127.0.0.1:{port}/readyz",
+            health_url=f"http://127.0.0.1:{web_port(service, k)}/readyz",
+            group=service,
         )
-        for name, port in LOCAL_PORTS.items()
+        for service in LOCAL_PORTS
+        for k, name in copies(service, scale)
     ]
     # Background processes: an event worker and an outbox relay per service that has them.
     for service, role in BACKGROUND:
-        name = f"{service}-{role}"
-        heartbeat = RUN / f"{name}.alive"
-        procs.append(
-            Proc(
-                name,
-                [sys.executable, "-m", f"{service}.{role}"],
-                {
-                    "SERVICE": service,
-                    "DATABASE_URL": service_database_url(service),
-                    "HEARTBEAT_FILE": str(heartbeat),
-                    "METRICS_PORT": str(LOCAL_METRICS_PORTS[name]),
-                },
-                heartbeat=heartbeat,
+        for k, name in copies(f"{service}-{role}", scale):
+            heartbeat = RUN / f"{name}.alive"
+            metrics_port = LOCAL_METRICS_PORTS[f"{service}-{role}"] + COPY_METRICS_PORTS * (k - 1)
+            procs.append(
+                Proc(
+                    name,
+                    [sys.executable, "-m", f"{service}.{role}"],
+                    {
+                        "SERVICE": service,
+                        "DATABASE_URL": service_database_url(service),
+                        "HEARTBEAT_FILE": str(heartbeat),
+                        "METRICS_PORT": str(metrics_port),
+                    },
+                    heartbeat=heartbeat,
+                    group=f"{service}-{role}",
+                )
             )
-        )
     procs.append(
-        Proc("gateway", ["haproxy", "-db", "-f", str(VAR / "haproxy.cfg")], health_url=f"{gateway_url()}/products")
+        Proc(
+            "gateway",
+            ["haproxy", "-db", "-f", str(VAR / "haproxy.cfg")],
+            health_url=f"{gateway_url()}/products",
+            group="gateway",
+        )
     )
     return procs
 
@@ -157,11 +210,15 @@ def migrate() -> None:
             sys.exit(f"migrating {service} failed:\n{result.stderr[-2000:]}")
 
 
-def write_gateway_config(secrets_env: dict) -> bool:
-    """Generate var/haproxy.cfg from kong.yml; True if it changed."""
+def write_gateway_config(secrets_env: dict, scale: dict[str, int]) -> bool:
+    """Generate var/haproxy.cfg from kong.yml, every copy of a service its server;
+    True if it changed."""
     target = VAR / "haproxy.cfg"
     before = target.read_bytes() if target.exists() else b""
-    upstreams = [f"--upstream={name}=127.0.0.1:{port}" for name, port in LOCAL_PORTS.items()]
+    upstreams = [
+        f"--upstream={service}=" + ",".join(f"127.0.0.1:{web_port(service, k)}" for k, _ in copies(service, scale))
+        for service in LOCAL_PORTS
+    ]
     result = subprocess.run(
         [
             sys.executable,
@@ -287,22 +344,30 @@ def ensure_running(procs: list[Proc]) -> None:
         sys.exit(f"not healthy after {UP_DEADLINE:.0f}s: {names} (see {LOGS.relative_to(ROOT)}/)")
 
 
-def up(_args) -> int:
+def up(args) -> int:
     started_at = time.monotonic()
     for folder in (LOGS, RUN):
         folder.mkdir(parents=True, exist_ok=True)
+    before = current_scale()
+    scale = {**before, **parse_scale(args.scale)}
     secrets_env = envfile.load()
     provision_databases()
     migrate()
-    gateway_changed = write_gateway_config(secrets_env)
+    # Copies the new scale has no place for stop first.
+    wanted = {proc.name for proc in processes({}, scale)}
+    for proc in processes({}, before):
+        if proc.name not in wanted and stop(proc):
+            print(f"stopped {proc.name} (scaled down)")
+    SCALE_FILE.write_text(json.dumps(scale))
+    gateway_changed = write_gateway_config(secrets_env, scale)
 
-    procs = processes(secrets_env)
+    procs = processes(secrets_env, scale)
     gateway = procs[-1]
     # The gateway starts last, once its upstreams answer: HAProxy marks a server
     # down on its first failed check and takes a few seconds to trust it again.
     ensure_running(procs[:-1])
     if gateway_changed and running_pid(gateway) is not None:
-        print("kong.yml changed: restarting the gateway")
+        print("kong.yml or the scale changed: restarting the gateway")
         stop(gateway)
     ensure_running([gateway])
 
@@ -310,6 +375,8 @@ def up(_args) -> int:
     print(f"  gateway (HAProxy from kong.yml)  {gateway_url()}")
     for name, port in LOCAL_PORTS.items():
         print(f"  {name:<32} http://127.0.0.1:{port}  (loopback only; OpenAPI at /openapi.json)")
+    if any(count > 1 for count in scale.values()):
+        print(f"  copies                           {', '.join(f'{n}={c}' for n, c in scale.items() if c > 1)}")
     print(f"  logs                             {LOGS.relative_to(ROOT)}/  (scripts/stack logs)")
     return 0
 
@@ -318,15 +385,26 @@ def down(_args) -> int:
     for proc in reversed(processes({})):
         if stop(proc):
             print(f"stopped {proc.name}")
+    SCALE_FILE.unlink(missing_ok=True)  # the next `up` starts one of each
     return 0
 
 
 def selected(names: list[str], secrets_env: dict) -> list[Proc]:
-    procs = {proc.name: proc for proc in processes(secrets_env)}
-    unknown = set(names) - set(procs)
-    if unknown:
-        sys.exit(f"no such process: {', '.join(sorted(unknown))} (have: {', '.join(procs)})")
-    return [procs[name] for name in names]
+    """The processes `names` name: a copy by its own name (products-worker.2; .1
+    is the first), or a process with all its copies by its name (products-worker)."""
+    procs = processes(secrets_env)
+    chosen = []
+    for name in names:
+        group, _, number = name.rpartition(".") if "." in name else (name, "", "")
+        matches = (
+            [p for p in procs if p.group == group]
+            if not number
+            else [p for p in procs if p.name == name or (number == "1" and p.name == group)]
+        )
+        if not matches:
+            sys.exit(f"no such process: {name} (have: {', '.join(p.name for p in procs)})")
+        chosen += [proc for proc in matches if proc not in chosen]
+    return chosen
 
 
 def start_some(args) -> int:
@@ -346,12 +424,12 @@ def stop_some(args) -> int:
 def status(_args) -> int:
     """One screen: processes, queues, outboxes."""
     all_ok = True
-    print(f"{'process':<16} {'pid':>7}  {'state':<8} health")
+    print(f"{'process':<20} {'pid':>7}  {'state':<8} health")
     for proc in processes({}):
         pid = running_pid(proc)
         problem = health(proc) if pid else "stopped"
         all_ok &= problem is None
-        print(f"{proc.name:<16} {pid or '-':>7}  {'running' if pid else 'stopped':<8} {problem or 'ok'}")
+        print(f"{proc.name:<20} {pid or '-':>7}  {'running' if pid else 'stopped':<8} {problem or 'ok'}")
     print()
     print_queues()
     print()
@@ -395,8 +473,8 @@ def print_outboxes() -> None:
 
 
 def logs(args) -> int:
-    names = args.names or [proc.name for proc in processes({})]
-    files = [LOGS / f"{name}.log" for name in names if (LOGS / f"{name}.log").exists()]
+    procs = selected(args.names, {}) if args.names else processes({})
+    files = [proc.logfile for proc in procs if proc.logfile.exists()]
     if not files:
         print("no logs yet: run scripts/stack up")
         return 1
@@ -413,7 +491,7 @@ def story(files: list[Path], request_id: str) -> int:
             if request_id in line:
                 found.append((_timestamp(line), file.stem, line))
     for _, name, line in sorted(found, key=lambda item: item[0]):
-        print(f"{name:<16} {line}")
+        print(f"{name:<20} {line}")
     if not found:
         print(f"no log line names request id {request_id}")
     return 0 if found else 1
@@ -436,7 +514,14 @@ def _timestamp(line: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="scripts/stack", description="Run the system natively.")
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("up", help="start everything (idempotent) and wait until it serves").set_defaults(run=up)
+    up_parser = commands.add_parser("up", help="start everything (idempotent) and wait until it serves")
+    up_parser.add_argument(
+        "--scale",
+        default="",
+        metavar="NAME=N,...",
+        help=f"run N copies of these processes (any but the gateway; 1 to {MAX_COPIES}); kept until `down`",
+    )
+    up_parser.set_defaults(run=up)
     commands.add_parser("down", help="stop everything").set_defaults(run=down)
     commands.add_parser("status", help="what runs and whether it is healthy").set_defaults(run=status)
     start_parser = commands.add_parser("start", help="start some processes and wait until healthy")

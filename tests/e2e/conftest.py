@@ -81,7 +81,9 @@ class NativeStack:
             return connection.default_channel.queue_declare(name, passive=True).message_count
 
     def processes_logging(self, text) -> set[str]:
-        return {log.stem for log in (ROOT / "var" / "log").glob("*.log") if text in log.read_text(errors="replace")}
+        # A copy's log is products-worker.2.log: it counts for products-worker.
+        logs = (ROOT / "var" / "log").glob("*.log")
+        return {log.stem.split(".")[0] for log in logs if text in log.read_text(errors="replace")}
 
     def logs(self, tail=40) -> str:
         chunks = []
@@ -247,7 +249,7 @@ def gateway(stack):
 
 
 @pytest.fixture(scope="session")
-def jwt_secret():
+def stack_jwt_secret():
     """The secret the stack signs with: the environment's, else the one in .env."""
     if os.environ.get("JWT_SECRET"):
         return os.environ["JWT_SECRET"]
@@ -282,7 +284,7 @@ def session_user(gateway):
 
 
 @pytest.fixture
-def make_product(gateway, session_user):
+def create_product(gateway, session_user):
     """Factory: create a product through the gateway; returns its JSON."""
     _, auth = session_user
 

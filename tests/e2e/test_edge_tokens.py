@@ -25,7 +25,7 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
-def sign(jwt_secret, session_user):
+def sign(stack_jwt_secret, session_user):
     """Factory: a token over exactly this claims JSON text, signed with the stack's secret.
     "{sub}" and "{exp}" in it become the session user's id and a valid expiry."""
     user_id, _ = session_user
@@ -33,7 +33,7 @@ def sign(jwt_secret, session_user):
     def make(claims_json: str, header_json: str = '{"alg":"HS256","typ":"JWT"}') -> str:
         text = claims_json.replace("{sub}", str(user_id)).replace("{exp}", str(int(time.time()) + 300))
         signing_input = f"{_segment(header_json)}.{_segment(text)}"
-        signature = hmac.new(jwt_secret.encode(), signing_input.encode(), hashlib.sha256).digest()
+        signature = hmac.new(stack_jwt_secret.encode(), signing_input.encode(), hashlib.sha256).digest()
         return f"{signing_input}.{_segment(signature)}"
 
     return make

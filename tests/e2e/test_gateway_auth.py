@@ -23,12 +23,12 @@ def test_a_valid_token_names_the_user(gateway, make_user):
     assert me.status_code == 200 and me.json()["id"] == user_id
 
 
-def test_client_sent_user_id_is_replaced(gateway, make_user, make_product):
+def test_client_sent_user_id_is_replaced(gateway, make_user, create_product):
     ann_id, ann = make_user()
     bob_id, bob = make_user()
     # Ann claims to be Bob: the gateway overwrites the header with her token's sub.
     assert gateway.get("/users/me", headers={**ann, "X-User-Id": str(bob_id)}).json()["id"] == ann_id
-    product = make_product()
+    product = create_product()
     order = gateway.post(
         "/orders",
         json={"items": [{"product_id": product["id"], "quantity": 1}]},

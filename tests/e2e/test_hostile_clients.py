@@ -101,16 +101,16 @@ def test_forged_identity_with_a_real_token_is_the_token_owner(gateway, make_user
 
 @pytest.mark.parametrize("kind", list(forged_tokens("x" * 64)))
 @pytest.mark.parametrize("method, path", PROTECTED)
-def test_forged_tokens_are_401_on_every_protected_route(gateway, jwt_secret, state, kind, method, path):
+def test_forged_tokens_are_401_on_every_protected_route(gateway, stack_jwt_secret, state, kind, method, path):
     before = state()
-    token = forged_tokens(jwt_secret)[kind]
+    token = forged_tokens(stack_jwt_secret)[kind]
     response = gateway.request(method, path, json=body_for(method, path), headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 401
     assert state() == before
 
 
-def test_a_token_signed_with_another_key_is_an_invalid_signature(gateway, jwt_secret):
-    token = forged_tokens(jwt_secret)["wrong key"]
+def test_a_token_signed_with_another_key_is_an_invalid_signature(gateway, stack_jwt_secret):
+    token = forged_tokens(stack_jwt_secret)["wrong key"]
     response = gateway.get("/users/me", headers={"Authorization": f"Bearer {token}"})
     assert_error(response, 401, "Invalid signature")
 

@@ -27,10 +27,10 @@ def stack_command(*args):
 
 
 @pytest.fixture
-def traced_order(gateway, session_user, make_product):
+def traced_order(gateway, session_user, create_product):
     """An order placed under a request id of our choosing, once it has settled."""
     request_id = f"e2e-{uuid.uuid4().hex}"
-    product = make_product(quantity=5)["id"]
+    product = create_product(quantity=5)["id"]
     response = gateway.post(
         "/orders",
         json={"items": [{"product_id": product, "quantity": 1}]},

@@ -18,7 +18,7 @@ SETTLE_DEADLINE = 60.0
 
 
 @pytest.fixture
-def shop(gateway, session_user, make_product):
+def shop(gateway, session_user, create_product):
     """One shopper placing orders and watching them settle."""
     _, auth = session_user
 
@@ -67,13 +67,13 @@ def shop(gateway, session_user, make_product):
                 page += 1
 
     shop = Shop()
-    shop.make_product = make_product
+    shop.create_product = create_product
     return shop
 
 
 def test_concurrent_orders_never_oversell(shop):
     stock, buyers = 5, 30
-    product = shop.make_product(quantity=stock)["id"]
+    product = shop.create_product(quantity=stock)["id"]
     # Orders that pass the synchronous check (some stock left) are accepted; the
     # reservation under row locks decides which of them get it. Once stock shows 0,
     # orders are refused at once (409).
@@ -87,7 +87,7 @@ def test_concurrent_orders_never_oversell(shop):
 
 
 def test_a_rejected_order_says_why(shop, gateway, session_user, stack):
-    product = shop.make_product(quantity=1)["id"]
+    product = shop.create_product(quantity=1)["id"]
     # With the worker paused both orders pass the synchronous check (1 left);
     # the reservation then gives the unit to the first and rejects the second.
     stack.stop("products-worker")
@@ -102,7 +102,7 @@ def test_a_rejected_order_says_why(shop, gateway, session_user, stack):
 
 
 def test_orders_placed_while_the_worker_is_down_settle_when_it_returns(shop, stack):
-    product = shop.make_product(quantity=10)["id"]
+    product = shop.create_product(quantity=10)["id"]
     stack.stop("products-worker")
     try:
         order_ids = [shop.order(product, 2) for _ in range(3)]
@@ -114,7 +114,7 @@ def test_orders_placed_while_the_worker_is_down_settle_when_it_returns(shop, sta
 
 
 def test_orders_placed_while_the_broker_is_down_are_kept_and_settle(shop, stack):
-    product = shop.make_product(quantity=10)["id"]
+    product = shop.create_product(quantity=10)["id"]
     stack.stop_broker()
     try:
         # The order and its event are one database transaction: no broker needed to accept it.
@@ -126,7 +126,7 @@ def test_orders_placed_while_the_broker_is_down_are_kept_and_settle(shop, stack)
 
 
 def test_a_crash_between_commit_and_publish_loses_nothing(shop, stack):
-    product = shop.make_product(quantity=10)["id"]
+    product = shop.create_product(quantity=10)["id"]
     stack.stop("orders-relay", kill=True)  # SIGKILL: as if the machine died
     try:
         order_id = shop.order(product)
@@ -141,7 +141,7 @@ def test_a_poison_message_is_dead_lettered_and_the_next_order_settles(shop, stac
     stack.publish_raw("order.created", b"\x80\x04 not json at all", "application/x-python-serialize")
     stack.publish_raw("order.created", b'{"type": "order.created", "order_id": "nonsense"}', "application/json")
     eventually(lambda: stack.queue_depth("shop.dead-letters") >= before + 2, deadline=30)
-    product = shop.make_product(quantity=3)["id"]
+    product = shop.create_product(quantity=3)["id"]
     order_id = shop.order(product)
     assert shop.settle([order_id]) == {order_id: "CONFIRMED"}
 
@@ -150,7 +150,7 @@ def test_postgresql_restarted_while_orders_are_placed(shop, stack, gateway, sess
     """Clients see 201, 409 or 503 (with Retry-After) and nothing else; every order
     that exists settles, and the stock taken is exactly what the confirmed orders hold."""
     _, auth = session_user
-    products = {shop.make_product(quantity=500)["id"]: 500 for _ in range(2)}
+    products = {shop.create_product(quantity=500)["id"]: 500 for _ in range(2)}
     codes, unhelpful = Counter(), []
     stop = threading.Event()
 
@@ -195,7 +195,7 @@ def test_soak_orders_while_workers_crash(shop, stack):
     worker is killed and restarted at random: every order settles, and the
     confirmed quantities add up to the stock taken, exactly."""
     total_orders = int(os.environ.get("SOAK_ORDERS", "200"))
-    products = {shop.make_product(quantity=total_orders // 4)["id"]: total_orders // 4 for _ in range(3)}
+    products = {shop.create_product(quantity=total_orders // 4)["id"]: total_orders // 4 for _ in range(3)}
     quantities = {}
     done = threading.Event()
 

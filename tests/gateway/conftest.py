@@ -230,7 +230,7 @@ def _wait_until_answering(url: str, process: subprocess.Popen, log_file: Path) -
 
 
 @pytest.fixture(scope="module")
-def gateway(haproxy_binary, kong_config, echo_upstreams, tmp_path_factory) -> Iterator[str]:
+def haproxy_gateway(haproxy_binary, kong_config, echo_upstreams, tmp_path_factory) -> Iterator[str]:
     """The URL of HAProxy running kong.yml, every service on an echo server."""
     with running_haproxy(haproxy_binary, kong_config, echo_upstreams, tmp_path_factory.mktemp("haproxy")) as url:
         yield url

@@ -46,14 +46,14 @@ def exp() -> int:
 
 
 @pytest.mark.parametrize("scheme", ["Bearer", "bearer", "BEARER", "bEaReR"], ids=["Bearer", "lower", "upper", "mixed"])
-def test_the_scheme_is_matched_in_any_case(gateway, scheme):
-    response = call(gateway, "GET", "/orders", headers={"Authorization": f"{scheme} {signed(claims())}"})
+def test_the_scheme_is_matched_in_any_case(haproxy_gateway, scheme):
+    response = call(haproxy_gateway, "GET", "/orders", headers={"Authorization": f"{scheme} {signed(claims())}"})
 
     assert upstream_headers(response, "X-User-Id") == ["42"]
 
 
-def test_spaces_after_the_scheme_are_one_separator(gateway):
-    response = call(gateway, "GET", "/orders", headers={"Authorization": f"Bearer    {signed(claims())}"})
+def test_spaces_after_the_scheme_are_one_separator(haproxy_gateway):
+    response = call(haproxy_gateway, "GET", "/orders", headers={"Authorization": f"Bearer    {signed(claims())}"})
 
     assert upstream_headers(response, "X-User-Id") == ["42"]
 
@@ -88,11 +88,11 @@ def test_spaces_after_the_scheme_are_one_separator(gateway):
         "empty-signature",
     ],
 )
-def test_an_authorization_header_that_isnt_one_bearer_token_is_refused(gateway, value, body, challenge):
+def test_an_authorization_header_that_isnt_one_bearer_token_is_refused(haproxy_gateway, value, body, challenge):
     token = signed(claims())
     value = value.format(token=token, unsigned=token.rsplit(".", 1)[0] + ".")
 
-    response = call(gateway, "GET", "/orders", headers={"Authorization": value})
+    response = call(haproxy_gateway, "GET", "/orders", headers={"Authorization": value})
 
     assert_json_error(response, 401, body)
     assert response.headers["WWW-Authenticate"] == challenge
@@ -121,8 +121,8 @@ def test_an_authorization_header_that_isnt_one_bearer_token_is_refused(gateway, 
         "empty-objects",
     ],
 )
-def test_parts_that_are_not_json_objects_are_a_bad_token(gateway, token):
-    response = call(gateway, "GET", "/orders", token)
+def test_parts_that_are_not_json_objects_are_a_bad_token(haproxy_gateway, token):
+    response = call(haproxy_gateway, "GET", "/orders", token)
 
     expected = {"message": "Bad token; invalid alg"} if token == "e30.e30.eA" else INVALID_JSON
     assert_json_error(response, 401, expected)
@@ -151,13 +151,13 @@ def test_parts_that_are_not_json_objects_are_a_bad_token(gateway, token):
         "nul",
     ],
 )
-def test_signed_tokens_two_parsers_could_read_differently_are_refused(gateway, claims_json, header_json):
+def test_signed_tokens_two_parsers_could_read_differently_are_refused(haproxy_gateway, claims_json, header_json):
     # Kong's cjson keeps the last of two equal keys and decodes escapes; HAProxy's
     # reader keeps the first and doesn't. The contract leaves nothing to choose.
     header_json = (header_json or '{{"alg":"HS256","typ":"JWT"}}').format()
     token = signed(claims_json.format(exp=exp()), header_json)
 
-    assert_json_error(call(gateway, "GET", "/orders", token), 401, INVALID_JSON)
+    assert_json_error(call(haproxy_gateway, "GET", "/orders", token), 401, INVALID_JSON)
 
 
 @pytest.mark.parametrize(
@@ -166,7 +166,7 @@ def test_signed_tokens_two_parsers_could_read_differently_are_refused(gateway, c
     ids=["numeric-string", "fraction", "exponent", "negative", "true", "null", "array", "16-digits"],
 )
 @pytest.mark.parametrize("claim", ["exp", "nbf"])
-def test_exp_and_nbf_must_be_whole_numbers(gateway, claim, value):
+def test_exp_and_nbf_must_be_whole_numbers(haproxy_gateway, claim, value):
     # Kong reads any JSON number (and refuses strings after the signature check);
     # HAProxy reads integers, a numeric string as one, and a negative one wrongly:
     # whole numbers, not negative, at most 15 digits.
@@ -175,23 +175,23 @@ def test_exp_and_nbf_must_be_whole_numbers(gateway, claim, value):
     if claim == "exp":
         text = text.replace(f'"exp":{body["exp"]},', "")
 
-    assert_json_error(call(gateway, "GET", "/orders", signed(text)), 401, INVALID_CLAIMS)
+    assert_json_error(call(haproxy_gateway, "GET", "/orders", signed(text)), 401, INVALID_CLAIMS)
 
 
-def test_a_spaced_exp_is_still_a_number(gateway):
+def test_a_spaced_exp_is_still_a_number(haproxy_gateway):
     text = '{"iss":"shop-users","sub":"42","exp" : 5 }'
 
-    assert_json_error(call(gateway, "GET", "/orders", signed(text)), 401, {"exp": "token expired"})
+    assert_json_error(call(haproxy_gateway, "GET", "/orders", signed(text)), 401, {"exp": "token expired"})
 
 
-def test_json_white_space_around_a_valid_token_is_fine(gateway):
+def test_json_white_space_around_a_valid_token_is_fine(haproxy_gateway):
     text = f' {{\n\t"iss" : "shop-users",\r\n "sub":"42", "exp": {exp()} }}\n'
 
-    assert upstream_headers(call(gateway, "GET", "/orders", signed(text)), "X-User-Id") == ["42"]
+    assert upstream_headers(call(haproxy_gateway, "GET", "/orders", signed(text)), "X-User-Id") == ["42"]
 
 
 @pytest.mark.parametrize("method, path, service", PROTECTED[:1] + PUBLIC)
-def test_two_authorization_headers_are_refused_on_every_route(gateway, method, path, service):
+def test_two_authorization_headers_are_refused_on_every_route(haproxy_gateway, method, path, service):
     token = signed(claims()).encode()
     request = (
         f"{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Type: application/json\r\n".encode()
@@ -202,28 +202,28 @@ def test_two_authorization_headers_are_refused_on_every_route(gateway, method, p
         + b"\r\nConnection: close\r\n\r\n{}"
     )
 
-    response = exchange(gateway, request)
+    response = exchange(haproxy_gateway, request)
 
     assert response.status == 401
     assert response.json() == {"message": "Multiple tokens provided"}
 
 
 @pytest.mark.parametrize("method, path, service", PUBLIC)
-def test_a_malformed_bearer_token_is_refused_on_public_routes_too(gateway, method, path, service):
+def test_a_malformed_bearer_token_is_refused_on_public_routes_too(haproxy_gateway, method, path, service):
     # The pre-function is global, as Kong runs it; a well-formed token is checked
     # only where a jwt plugin is (test_haproxy_contract.py).
-    assert_json_error(call(gateway, method, path, "MQ.e30.eA", json={}), 401, INVALID_JSON)
+    assert_json_error(call(haproxy_gateway, method, path, "MQ.e30.eA", json={}), 401, INVALID_JSON)
 
 
 @pytest.mark.parametrize("method, path, service", PUBLIC)
-def test_other_schemes_are_refused_on_public_routes_too(gateway, method, path, service):
-    response = call(gateway, method, path, headers={"Authorization": "Basic dXNlcjpwYXNz"}, json={})
+def test_other_schemes_are_refused_on_public_routes_too(haproxy_gateway, method, path, service):
+    response = call(haproxy_gateway, method, path, headers={"Authorization": "Basic dXNlcjpwYXNz"}, json={})
 
     assert_json_error(response, 401, {"message": "Unauthorized"})
 
 
-def test_an_unknown_route_is_404_before_any_token_is_looked_at(gateway):
+def test_an_unknown_route_is_404_before_any_token_is_looked_at(haproxy_gateway):
     # Kong's router answers before the pre-function runs.
-    response = call(gateway, "GET", "/nowhere", "MQ.e30.eA")
+    response = call(haproxy_gateway, "GET", "/nowhere", "MQ.e30.eA")
 
     assert_json_error(response, 404, {"message": "no Route matched with those values"})

@@ -12,6 +12,8 @@ import time
 import pytest
 import requests
 
+from tests.gateway.conftest import echo_server
+
 pytestmark = pytest.mark.integration
 
 PROTECTED = [  # (method, path, service) for every route with the jwt plugin
@@ -31,11 +33,11 @@ ISSUER = "shop-users"  # kong.yml's jwt_secrets key
 TIMEOUT = 5
 
 
-def call(gateway: str, method: str, path: str, token: str | None = None, **kwargs) -> requests.Response:
+def call(haproxy_gateway: str, method: str, path: str, token: str | None = None, **kwargs) -> requests.Response:
     headers = kwargs.pop("headers", {})
     if token is not None:
         headers["Authorization"] = f"Bearer {token}"
-    return requests.request(method, gateway + path, headers=headers, timeout=TIMEOUT, **kwargs)
+    return requests.request(method, haproxy_gateway + path, headers=headers, timeout=TIMEOUT, **kwargs)
 
 
 def upstream_headers(response: requests.Response, name: str) -> list[str]:
@@ -61,8 +63,8 @@ def unsigned(header: dict, claims: dict) -> str:
 
 
 @pytest.mark.parametrize("method, path, service", PROTECTED)
-def test_a_valid_token_reaches_the_service_with_its_sub_as_user_id(gateway, make_token, method, path, service):
-    response = call(gateway, method, path, make_token(sub="42"))
+def test_a_valid_token_reaches_the_service_with_its_sub_as_user_id(haproxy_gateway, make_token, method, path, service):
+    response = call(haproxy_gateway, method, path, make_token(sub="42"))
 
     assert response.json()["service"] == service
     assert response.json()["path"] == path
@@ -72,8 +74,8 @@ def test_a_valid_token_reaches_the_service_with_its_sub_as_user_id(gateway, make
 
 
 @pytest.mark.parametrize("method, path, service", PROTECTED)
-def test_no_token_is_unauthorized(gateway, method, path, service):
-    response = call(gateway, method, path)
+def test_no_token_is_unauthorized(haproxy_gateway, method, path, service):
+    response = call(haproxy_gateway, method, path)
 
     assert_json_error(response, 401, {"message": "Unauthorized"})
     assert response.headers["WWW-Authenticate"] == "Bearer"
@@ -91,67 +93,69 @@ def test_no_token_is_unauthorized(gateway, method, path, service):
     ],
     ids=["expired", "no-exp", "exp-beyond-maximum", "unknown-iss", "no-iss", "empty-iss"],
 )
-def test_a_token_with_bad_claims_is_refused_as_kong_does(gateway, make_token, claims, body):
-    response = call(gateway, "GET", "/users/me", make_token(**claims))
+def test_a_token_with_bad_claims_is_refused_as_kong_does(haproxy_gateway, make_token, claims, body):
+    response = call(haproxy_gateway, "GET", "/users/me", make_token(**claims))
 
     assert_json_error(response, 401, body)
     assert response.headers["WWW-Authenticate"] == 'Bearer error="invalid_token"'
 
 
-def test_a_token_signed_with_another_secret_has_an_invalid_signature(gateway, make_token):
+def test_a_token_signed_with_another_secret_has_an_invalid_signature(haproxy_gateway, make_token):
     token = make_token(secret="not-the-secret-but-at-least-32-bytes-long")
 
-    assert_json_error(call(gateway, "GET", "/orders", token), 401, {"message": "Invalid signature"})
+    assert_json_error(call(haproxy_gateway, "GET", "/orders", token), 401, {"message": "Invalid signature"})
 
 
-def test_a_token_with_a_tampered_payload_has_an_invalid_signature(gateway, make_token):
+def test_a_token_with_a_tampered_payload_has_an_invalid_signature(haproxy_gateway, make_token):
     header, _, signature = make_token(sub="42").split(".")
     forged_claims = make_token(sub="1").split(".")[1]
 
-    response = call(gateway, "GET", "/orders", f"{header}.{forged_claims}.{signature}")
+    response = call(haproxy_gateway, "GET", "/orders", f"{header}.{forged_claims}.{signature}")
 
     assert_json_error(response, 401, {"message": "Invalid signature"})
 
 
-def test_a_token_signed_with_another_algorithm_is_refused(gateway, make_token):
+def test_a_token_signed_with_another_algorithm_is_refused(haproxy_gateway, make_token):
     # Same secret, but the credential says HS256: Kong checks alg before the signature.
     token = make_token(algorithm="HS512")
 
-    assert_json_error(call(gateway, "GET", "/orders", token), 401, {"message": "Invalid algorithm"})
+    assert_json_error(call(haproxy_gateway, "GET", "/orders", token), 401, {"message": "Invalid algorithm"})
 
 
-def test_an_unsigned_token_is_refused(gateway):
+def test_an_unsigned_token_is_refused(haproxy_gateway):
     # No signature at all: not a compact JWS, by the bearer token contract.
     token = unsigned({"alg": "none", "typ": "JWT"}, {"iss": ISSUER, "sub": "42", "exp": int(time.time()) + 300})
 
-    assert_json_error(call(gateway, "GET", "/orders", token), 401, {"message": "Bad token; invalid JSON"})
+    assert_json_error(call(haproxy_gateway, "GET", "/orders", token), 401, {"message": "Bad token; invalid JSON"})
 
 
-def test_a_token_naming_an_algorithm_kong_doesnt_know_is_refused(gateway):
+def test_a_token_naming_an_algorithm_kong_doesnt_know_is_refused(haproxy_gateway):
     # Kong's parser doesn't know alg "none": the token fails to decode.
     token = unsigned({"alg": "none", "typ": "JWT"}, {"iss": ISSUER, "sub": "42", "exp": int(time.time()) + 300})
 
-    assert_json_error(call(gateway, "GET", "/orders", token + "c2ln"), 401, {"message": "Bad token; invalid alg"})
+    assert_json_error(
+        call(haproxy_gateway, "GET", "/orders", token + "c2ln"), 401, {"message": "Bad token; invalid alg"}
+    )
 
 
-def test_something_that_is_no_jwt_is_a_bad_token(gateway):
-    assert_json_error(call(gateway, "GET", "/orders", "not-a-jwt"), 401, {"message": "Bad token; invalid JSON"})
+def test_something_that_is_no_jwt_is_a_bad_token(haproxy_gateway):
+    assert_json_error(call(haproxy_gateway, "GET", "/orders", "not-a-jwt"), 401, {"message": "Bad token; invalid JSON"})
 
 
-def test_a_token_in_the_query_string_is_not_accepted(gateway, make_token):
-    response = call(gateway, "GET", f"/users/me?jwt={make_token()}")
-
-    assert_json_error(response, 401, {"message": "Unauthorized"})
-
-
-def test_a_token_in_another_scheme_is_not_accepted(gateway, make_token):
-    response = call(gateway, "GET", "/users/me", headers={"Authorization": f"Token {make_token()}"})
+def test_a_token_in_the_query_string_is_not_accepted(haproxy_gateway, make_token):
+    response = call(haproxy_gateway, "GET", f"/users/me?jwt={make_token()}")
 
     assert_json_error(response, 401, {"message": "Unauthorized"})
 
 
-def test_a_numeric_sub_is_passed_on_exactly(gateway, make_token):
-    response = call(gateway, "GET", "/users/me", make_token(sub=12345678901))
+def test_a_token_in_another_scheme_is_not_accepted(haproxy_gateway, make_token):
+    response = call(haproxy_gateway, "GET", "/users/me", headers={"Authorization": f"Token {make_token()}"})
+
+    assert_json_error(response, 401, {"message": "Unauthorized"})
+
+
+def test_a_numeric_sub_is_passed_on_exactly(haproxy_gateway, make_token):
+    response = call(haproxy_gateway, "GET", "/users/me", make_token(sub=12345678901))
 
     assert upstream_headers(response, "X-User-Id") == ["12345678901"]
 
@@ -160,8 +164,8 @@ def test_a_numeric_sub_is_passed_on_exactly(gateway, make_token):
 
 
 @pytest.mark.parametrize("method, path, service", PUBLIC)
-def test_a_client_sent_user_id_is_dropped_on_public_routes(gateway, method, path, service):
-    response = call(gateway, method, path, headers={"X-User-Id": "1", "X_User_Id": "1"}, json={})
+def test_a_client_sent_user_id_is_dropped_on_public_routes(haproxy_gateway, method, path, service):
+    response = call(haproxy_gateway, method, path, headers={"X-User-Id": "1", "X_User_Id": "1"}, json={})
 
     assert response.json()["service"] == service
     assert upstream_headers(response, "X-User-Id") == []
@@ -169,26 +173,26 @@ def test_a_client_sent_user_id_is_dropped_on_public_routes(gateway, method, path
 
 
 @pytest.mark.parametrize("method, path, service", PUBLIC)
-def test_a_valid_token_on_a_public_route_sets_no_user_id(gateway, make_token, method, path, service):
+def test_a_valid_token_on_a_public_route_sets_no_user_id(haproxy_gateway, make_token, method, path, service):
     # Kong's jwt plugin doesn't run there, so nothing is verified and nothing set.
-    response = call(gateway, method, path, make_token(sub="42"), json={})
+    response = call(haproxy_gateway, method, path, make_token(sub="42"), json={})
 
     assert upstream_headers(response, "X-User-Id") == []
 
 
 @pytest.mark.parametrize("method, path, service", PROTECTED)
-def test_a_client_sent_user_id_is_replaced_on_protected_routes(gateway, make_token, method, path, service):
+def test_a_client_sent_user_id_is_replaced_on_protected_routes(haproxy_gateway, make_token, method, path, service):
     spoofed = {"X-User-Id": "1", "X-Consumer-Username": "admin", "X-Consumer-ID": "admin"}
 
-    response = call(gateway, method, path, make_token(sub="42"), headers=spoofed)
+    response = call(haproxy_gateway, method, path, make_token(sub="42"), headers=spoofed)
 
     assert upstream_headers(response, "X-User-Id") == ["42"]
     assert upstream_headers(response, "X-Consumer-Username") == ["users-service"]
     assert upstream_headers(response, "X-Consumer-ID") == []
 
 
-def test_the_service_sees_its_own_address_as_host(gateway, echo_upstreams):
-    response = call(gateway, "GET", "/products")
+def test_the_service_sees_its_own_address_as_host(haproxy_gateway, echo_upstreams):
+    response = call(haproxy_gateway, "GET", "/products")
 
     assert upstream_headers(response, "Host") == [echo_upstreams["products"]]
 
@@ -209,25 +213,25 @@ def test_the_service_sees_its_own_address_as_host(gateway, echo_upstreams):
         ("GET", "/register"),
     ],
 )
-def test_unrouted_requests_are_404_as_in_kong(gateway, make_token, method, path):
-    response = call(gateway, method, path, make_token())
+def test_unrouted_requests_are_404_as_in_kong(haproxy_gateway, make_token, method, path):
+    response = call(haproxy_gateway, method, path, make_token())
 
     assert_json_error(response, 404, {"message": "no Route matched with those values"})
 
 
-def test_the_query_string_is_not_part_of_the_matched_path(gateway):
-    response = call(gateway, "GET", "/products?page=2")
+def test_the_query_string_is_not_part_of_the_matched_path(haproxy_gateway):
+    response = call(haproxy_gateway, "GET", "/products?page=2")
 
     assert response.json()["path"] == "/products?page=2"
 
 
 def test_a_service_that_is_down_is_a_json_503(start_gateway, echo_upstreams, dead_upstream, make_token):
-    gateway = start_gateway({**echo_upstreams, "orders": dead_upstream})
+    haproxy_gateway = start_gateway({**echo_upstreams, "orders": dead_upstream})
 
-    response = call(gateway, "GET", "/orders", make_token())
+    response = call(haproxy_gateway, "GET", "/orders", make_token())
 
     assert_json_error(response, 503, {"message": "The upstream server is currently unavailable"})
-    assert call(gateway, "GET", "/products").status_code == 200  # the others still answer
+    assert call(haproxy_gateway, "GET", "/products").status_code == 200  # the others still answer
 
 
 def test_nbf_is_checked_and_failing_claims_are_reported_together(
@@ -239,13 +243,13 @@ def test_nbf_is_checked_and_failing_claims_are_reported_together(
             for plugin in node.get("plugins", []):
                 if plugin["name"] == "jwt":
                     plugin["config"]["claims_to_verify"] = ["exp", "nbf"]
-    gateway = start_gateway(echo_upstreams, config)
+    haproxy_gateway = start_gateway(echo_upstreams, config)
     now = int(time.time())
 
-    not_yet = call(gateway, "GET", "/orders", make_token(nbf=now + 60))
-    neither = call(gateway, "GET", "/orders", make_token(exp=None))
-    both_bad = call(gateway, "GET", "/orders", make_token(exp=now - 60, nbf=now + 60))
-    fine = call(gateway, "GET", "/orders", make_token(nbf=now))
+    not_yet = call(haproxy_gateway, "GET", "/orders", make_token(nbf=now + 60))
+    neither = call(haproxy_gateway, "GET", "/orders", make_token(exp=None))
+    both_bad = call(haproxy_gateway, "GET", "/orders", make_token(exp=now - 60, nbf=now + 60))
+    fine = call(haproxy_gateway, "GET", "/orders", make_token(nbf=now))
 
     assert_json_error(not_yet, 401, {"nbf": "token not valid yet"})
     assert_json_error(neither, 401, {"exp": "must be a number", "nbf": "must be a number"})
@@ -259,15 +263,27 @@ def test_each_credential_checks_its_own_algorithm_and_secret(start_gateway, make
     config["consumers"].append(
         {"username": "partner", "jwt_secrets": [{"key": "partner-app", "algorithm": "HS512", "secret": partner_secret}]}
     )
-    gateway = start_gateway(echo_upstreams, config)
+    haproxy_gateway = start_gateway(echo_upstreams, config)
 
-    partner = call(gateway, "GET", "/orders", make_token(iss="partner-app", secret=partner_secret, algorithm="HS512"))
-    ours = call(gateway, "GET", "/orders", make_token())
-    wrong_secret = call(gateway, "GET", "/orders", make_token(iss="partner-app", algorithm="HS512"))
-    wrong_algorithm = call(gateway, "GET", "/orders", make_token(iss="partner-app", secret=partner_secret))
+    partner = call(
+        haproxy_gateway, "GET", "/orders", make_token(iss="partner-app", secret=partner_secret, algorithm="HS512")
+    )
+    ours = call(haproxy_gateway, "GET", "/orders", make_token())
+    wrong_secret = call(haproxy_gateway, "GET", "/orders", make_token(iss="partner-app", algorithm="HS512"))
+    wrong_algorithm = call(haproxy_gateway, "GET", "/orders", make_token(iss="partner-app", secret=partner_secret))
 
     assert upstream_headers(partner, "X-Consumer-Username") == ["partner"]
     assert upstream_headers(partner, "X-Credential-Identifier") == ["partner-app"]
     assert upstream_headers(ours, "X-Consumer-Username") == ["users-service"]
     assert_json_error(wrong_secret, 401, {"message": "Invalid signature"})
     assert_json_error(wrong_algorithm, 401, {"message": "Invalid algorithm"})
+
+
+def test_copies_of_a_service_share_its_requests(start_gateway, echo_upstreams):
+    # The native stack's --scale: several addresses for one service, round robin.
+    with echo_server("products-copy-1") as first, echo_server("products-copy-2") as second:
+        haproxy_gateway = start_gateway({**echo_upstreams, "products": f"{first},{second}"})
+
+        answered = {call(haproxy_gateway, "GET", "/products").json()["service"] for _ in range(6)}
+
+    assert answered == {"products-copy-1", "products-copy-2"}

@@ -51,8 +51,8 @@ def echoed(response, name: str) -> list[str]:
         (b"/products/1/..", None),  # /products/, which no route takes
     ],
 )
-def test_public_routes_match_the_normalised_path_and_the_service_gets_it(gateway, sent, routed):
-    response = exchange(gateway, get(sent))
+def test_public_routes_match_the_normalised_path_and_the_service_gets_it(haproxy_gateway, sent, routed):
+    response = exchange(haproxy_gateway, get(sent))
 
     if routed is None:
         assert (response.status, response.json()) == (404, NO_ROUTE)
@@ -62,10 +62,12 @@ def test_public_routes_match_the_normalised_path_and_the_service_gets_it(gateway
 
 
 @pytest.mark.parametrize("sent", [b"/%6Frders", b"/%6frders", b"/x/../orders", b"//orders", b"/orders/."[:-2]])
-def test_a_protected_route_spelt_another_way_is_still_protected(gateway, make_token, sent):
+def test_a_protected_route_spelt_another_way_is_still_protected(haproxy_gateway, make_token, sent):
     # Under Kong /%6Frders is the jwt-protected orders collection; so it is here.
-    unauthenticated = exchange(gateway, get(sent))
-    authenticated = exchange(gateway, get(sent, f"Host: gateway\r\nAuthorization: Bearer {make_token()}\r\n".encode()))
+    unauthenticated = exchange(haproxy_gateway, get(sent))
+    authenticated = exchange(
+        haproxy_gateway, get(sent, f"Host: gateway\r\nAuthorization: Bearer {make_token()}\r\n".encode())
+    )
 
     assert (unauthenticated.status, unauthenticated.json()) == (401, {"message": "Unauthorized"})
     assert authenticated.json()["path"] == "/orders"
@@ -88,46 +90,46 @@ FORGED_FORWARDING = {
 }
 
 
-def test_a_clients_forwarding_headers_are_replaced_by_the_gateways(gateway):
+def test_a_clients_forwarding_headers_are_replaced_by_the_gateways(haproxy_gateway):
     forged = "".join(f"{name}: {value}\r\n" for name, value in FORGED_FORWARDING.items()).encode()
 
-    response = exchange(gateway, get(b"/%70roducts?page=1", b"Host: Shop.Example:8000\r\n" + forged))
+    response = exchange(haproxy_gateway, get(b"/%70roducts?page=1", b"Host: Shop.Example:8000\r\n" + forged))
 
     assert echoed(response, "X-Forwarded-Proto") == ["http"]
     assert echoed(response, "X-Forwarded-Host") == ["shop.example"]  # nginx's $host
-    assert echoed(response, "X-Forwarded-Port") == [gateway.rsplit(":", 1)[1]]
+    assert echoed(response, "X-Forwarded-Port") == [haproxy_gateway.rsplit(":", 1)[1]]
     assert echoed(response, "X-Forwarded-Path") == ["/%70roducts"]  # as requested, without the query
     assert echoed(response, "X-Real-IP") == ["127.0.0.1"]
     for dropped in ("X-Forwarded-Prefix", "Forwarded", "X-Forwarded-Ssl", "X-Forwarded-Protocol"):
         assert echoed(response, dropped) == [], dropped
 
 
-def test_the_clients_forwarded_for_is_kept_and_its_address_appended(gateway):
-    response = call(gateway, "GET", "/products", headers={"X-Forwarded-For": "10.0.0.1"})
+def test_the_clients_forwarded_for_is_kept_and_its_address_appended(haproxy_gateway):
+    response = call(haproxy_gateway, "GET", "/products", headers={"X-Forwarded-For": "10.0.0.1"})
 
     assert ", ".join(upstream_headers(response, "X-Forwarded-For")) == "10.0.0.1, 127.0.0.1"
 
 
-def test_an_ipv6_host_keeps_its_brackets_and_loses_its_port(gateway):
-    response = call(gateway, "GET", "/products", headers={"Host": "[::1]:8000"})
+def test_an_ipv6_host_keeps_its_brackets_and_loses_its_port(haproxy_gateway):
+    response = call(haproxy_gateway, "GET", "/products", headers={"Host": "[::1]:8000"})
 
     assert upstream_headers(response, "X-Forwarded-Host") == ["[::1]"]
 
 
-def test_expect_is_answered_by_the_gateway_and_not_passed_on(gateway):
+def test_expect_is_answered_by_the_gateway_and_not_passed_on(haproxy_gateway):
     # nginx doesn't pass Expect on, and ignores expectations it doesn't know.
-    response = call(gateway, "GET", "/products", headers={"Expect": "something-else"})
+    response = call(haproxy_gateway, "GET", "/products", headers={"Expect": "something-else"})
 
     assert upstream_headers(response, "Expect") == []
 
 
-def test_a_100_continue_client_gets_its_body_read_and_passed_on(gateway):
+def test_a_100_continue_client_gets_its_body_read_and_passed_on(haproxy_gateway):
     body = b'{"email":"a@example.com"}'
     head = (
         b"POST /register HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json\r\n"
         b"Content-Length: %d\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n" % len(body)
     )
-    with socket.create_connection(address(gateway), timeout=5) as sock:
+    with socket.create_connection(address(haproxy_gateway), timeout=5) as sock:
         sock.sendall(head)
         assert sock.recv(64).startswith(b"HTTP/1.1 100 Continue\r\n")
         sock.sendall(body)
@@ -161,8 +163,8 @@ def test_a_100_continue_client_gets_its_body_read_and_passed_on(gateway):
     ],
     ids=["no-authority", "empty-user-info", "user-info", "9-kB-uri", "9-kB-host", "9-kB-cookie", "36-kB-of-headers"],
 )
-def test_what_nginx_refuses_is_refused_in_json_with_a_request_id(gateway, request_bytes, status, message):
-    response = exchange(gateway, request_bytes)
+def test_what_nginx_refuses_is_refused_in_json_with_a_request_id(haproxy_gateway, request_bytes, status, message):
+    response = exchange(haproxy_gateway, request_bytes)
 
     assert (response.status, response.json()) == (status, {"message": message}), response
     assert response.header("Content-Type").startswith("application/json")
@@ -179,10 +181,10 @@ def test_what_nginx_refuses_is_refused_in_json_with_a_request_id(gateway, reques
     ],
     ids=["8-kB-uri", "8-kB-host", "8-kB-path-and-host", "28-kB-of-headers"],
 )
-def test_the_largest_requests_nginx_takes_leave_room_for_the_gateways_headers(gateway, request_bytes):
+def test_the_largest_requests_nginx_takes_leave_room_for_the_gateways_headers(haproxy_gateway, request_bytes):
     # A long Host or path is copied into X-Forwarded-Host/-Path: without the room
     # for that, HAProxy fails the request with a 500.
-    response = exchange(gateway, request_bytes)
+    response = exchange(haproxy_gateway, request_bytes)
 
     assert response.status in (200, 404), response
     assert response.header("Content-Type").startswith("application/json")
@@ -230,16 +232,16 @@ def watched_gateway(start_gateway, echo_upstreams):
 
 
 def test_a_slow_upload_reaches_the_service_only_once_it_is_whole(watched_gateway):
-    gateway, arrivals = watched_gateway
+    haproxy_gateway, arrivals = watched_gateway
     body = b'{"email": "slow@example.com", "password": "a-strong-password-123"}'
-    with socket.create_connection(address(gateway), timeout=10) as slow:
+    with socket.create_connection(address(haproxy_gateway), timeout=10) as slow:
         slow.sendall(
             b"POST /register?slow HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json\r\n"
             b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body) + body[:10]
         )
         # Another client's whole request goes through meanwhile: it reaches the
         # service first, though it was sent after the slow one's headers.
-        assert call(gateway, "POST", "/register?quick", json={}).status_code == 200
+        assert call(haproxy_gateway, "POST", "/register?quick", json={}).status_code == 200
         assert arrivals == ["/register?quick"]
         slow.sendall(body[10:])
         response = read_response(slow)
@@ -249,8 +251,8 @@ def test_a_slow_upload_reaches_the_service_only_once_it_is_whole(watched_gateway
 
 
 def test_a_body_that_doesnt_arrive_in_time_is_a_json_408_and_never_reaches_the_service(watched_gateway):
-    gateway, arrivals = watched_gateway
-    with socket.create_connection(address(gateway), timeout=20) as stalled:
+    haproxy_gateway, arrivals = watched_gateway
+    with socket.create_connection(address(haproxy_gateway), timeout=20) as stalled:
         stalled.sendall(
             b"POST /register HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json\r\n"
             b'Content-Length: 100\r\nX-Request-ID: stalled-1\r\nConnection: close\r\n\r\n{"email":'
@@ -276,9 +278,9 @@ class UnavailableHandler(ArrivalHandler):
 
 def test_a_services_own_503_is_passed_on_as_it_is(start_gateway, echo_upstreams):
     with serving(type("Unavailable", (UnavailableHandler,), {"arrivals": []}), "unavailable") as products:
-        gateway = start_gateway({**echo_upstreams, "products": products})
+        haproxy_gateway = start_gateway({**echo_upstreams, "products": products})
 
-        response = call(gateway, "GET", "/products")
+        response = call(haproxy_gateway, "GET", "/products")
 
     assert_json_error(response, 503, {"message": "The database is unavailable; try again shortly."})
     assert response.headers["X-Request-ID"]

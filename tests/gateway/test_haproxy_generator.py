@@ -113,15 +113,15 @@ def test_a_route_level_jwt_plugin_overrides_the_service_level_one(make_config):
 
 
 def test_kong_yml_global_plugins_are_all_translated(kong_config):
-    gateway = parse(kong_config)
+    parsed = parse(kong_config)
 
-    assert gateway.correlation_id == CorrelationId("X-Request-ID", echo_downstream=True)
-    assert gateway.size_limit == SizeLimit(allowed_bytes=65536, require_content_length=False)
-    assert gateway.bearer_contract and gateway.user_id_from_sub
-    assert gateway.response_headers == ResponseHeaders(
+    assert parsed.correlation_id == CorrelationId("X-Request-ID", echo_downstream=True)
+    assert parsed.size_limit == SizeLimit(allowed_bytes=65536, require_content_length=False)
+    assert parsed.bearer_contract and parsed.user_id_from_sub
+    assert parsed.response_headers == ResponseHeaders(
         remove=("Server", "X-Powered-By"), add=(("X-Content-Type-Options", "nosniff"),)
     )
-    assert gateway.metrics
+    assert parsed.metrics
 
 
 def test_kong_yml_limits_logins_only(kong_config):
@@ -213,9 +213,9 @@ def test_known_lua_is_recognised_whatever_its_indentation(make_config, plugin, k
         "\n\n".join("\t" + line.strip() for line in known.splitlines())
     ]
 
-    gateway = parse(config)
+    parsed = parse(config)
 
-    assert gateway.user_id_from_sub and gateway.bearer_contract
+    assert parsed.user_id_from_sub and parsed.bearer_contract
 
 
 def test_jwt_without_the_bearer_token_contract_is_refused(make_config):

@@ -61,9 +61,9 @@ def whole_minute_ahead(needed: float = 5.0) -> None:
         time.sleep(left + 0.05)
 
 
-def raw_exchange(gateway: str, request: bytes) -> bytes:
+def raw_exchange(haproxy_gateway: str, request: bytes) -> bytes:
     """Send `request` as is; what HAProxy answered, up to the end of its headers."""
-    host, port = gateway.removeprefix("http://").split(":")
+    host, port = haproxy_gateway.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=TIMEOUT) as sock:
         sock.sendall(request)
         answer = b""
@@ -83,23 +83,23 @@ def chunks(total: int, size: int):
 # -- correlation-id -------------------------------------------------------------------
 
 
-def test_a_request_without_an_id_gets_a_uuid_upstream_and_back(gateway):
-    response = call(gateway, "GET", "/products")
+def test_a_request_without_an_id_gets_a_uuid_upstream_and_back(haproxy_gateway):
+    response = call(haproxy_gateway, "GET", "/products")
 
     [sent] = upstream_headers(response, "X-Request-ID")
     assert UUID.fullmatch(sent)
     assert response.headers["X-Request-ID"] == sent
 
 
-def test_each_request_gets_an_id_of_its_own(gateway):
-    ids = {call(gateway, "GET", "/products").headers["X-Request-ID"] for _ in range(3)}
+def test_each_request_gets_an_id_of_its_own(haproxy_gateway):
+    ids = {call(haproxy_gateway, "GET", "/products").headers["X-Request-ID"] for _ in range(3)}
 
     assert len(ids) == 3
 
 
 @pytest.mark.parametrize("request_id", ["abc-123", "A.b_C-9", str(uuid.uuid4()), "x" * 128])
-def test_a_plain_client_id_is_kept_upstream_and_echoed(gateway, request_id):
-    response = call(gateway, "GET", "/products", headers={"X-Request-ID": request_id})
+def test_a_plain_client_id_is_kept_upstream_and_echoed(haproxy_gateway, request_id):
+    response = call(haproxy_gateway, "GET", "/products", headers={"X-Request-ID": request_id})
 
     assert upstream_headers(response, "X-Request-ID") == [request_id]
     assert response.headers["X-Request-ID"] == request_id
@@ -110,18 +110,18 @@ def test_a_plain_client_id_is_kept_upstream_and_echoed(gateway, request_id):
     ["has space", "x" * 129, "", "a,b", "semi;colon", 'quote"d', "per%cent", "ünï"],
     ids=["space", "too-long", "empty", "comma", "semicolon", "quote", "percent", "non-ascii"],
 )
-def test_any_other_client_id_is_replaced_by_a_uuid(gateway, request_id):
+def test_any_other_client_id_is_replaced_by_a_uuid(haproxy_gateway, request_id):
     # Kong would pass these on verbatim; the stand-in is stricter, since ids end up in logs.
-    response = call(gateway, "GET", "/products", headers={"X-Request-ID": request_id.encode()})
+    response = call(haproxy_gateway, "GET", "/products", headers={"X-Request-ID": request_id.encode()})
 
     [sent] = upstream_headers(response, "X-Request-ID")
     assert UUID.fullmatch(sent)
     assert response.headers["X-Request-ID"] == sent
 
 
-def test_two_client_ids_are_replaced_by_one_uuid(gateway):
+def test_two_client_ids_are_replaced_by_one_uuid(haproxy_gateway):
     answer = raw_exchange(
-        gateway,
+        haproxy_gateway,
         b"GET /products HTTP/1.1\r\nHost: x\r\nX-Request-ID: one\r\nX-Request-ID: two\r\nConnection: close\r\n\r\n",
     )
 
@@ -134,8 +134,8 @@ def test_two_client_ids_are_replaced_by_one_uuid(gateway):
     [("GET", "/nowhere", 404), ("GET", "/orders", 401)],
     ids=["no-route", "no-token"],
 )
-def test_the_gateways_own_answers_echo_the_id_too(gateway, method, path, status):
-    response = call(gateway, method, path, headers={"X-Request-ID": "trace-me"})
+def test_the_gateways_own_answers_echo_the_id_too(haproxy_gateway, method, path, status):
+    response = call(haproxy_gateway, method, path, headers={"X-Request-ID": "trace-me"})
 
     assert response.status_code == status
     assert response.headers["X-Request-ID"] == "trace-me"
@@ -144,8 +144,8 @@ def test_the_gateways_own_answers_echo_the_id_too(gateway, method, path, status)
 # -- response-transformer -------------------------------------------------------------
 
 
-def test_proxied_responses_lose_banners_and_gain_nosniff(gateway):
-    response = call(gateway, "GET", "/products", headers={"X-Reply-X-Powered-By": "Express 4.18"})
+def test_proxied_responses_lose_banners_and_gain_nosniff(haproxy_gateway):
+    response = call(haproxy_gateway, "GET", "/products", headers={"X-Reply-X-Powered-By": "Express 4.18"})
 
     assert response.status_code == 200
     assert "Server" not in response.headers  # the echo server sends BaseHTTP/… Python/…
@@ -153,9 +153,11 @@ def test_proxied_responses_lose_banners_and_gain_nosniff(gateway):
     assert response.headers["X-Content-Type-Options"] == "nosniff"
 
 
-def test_a_services_own_nosniff_header_is_left_alone(gateway):
+def test_a_services_own_nosniff_header_is_left_alone(haproxy_gateway):
     # Kong's "add" adds a header only where there is none.
-    response = call(gateway, "GET", "/products", headers={"X-Reply-X-Content-Type-Options": "nosniff-by-service"})
+    response = call(
+        haproxy_gateway, "GET", "/products", headers={"X-Reply-X-Content-Type-Options": "nosniff-by-service"}
+    )
 
     assert response.headers["X-Content-Type-Options"] == "nosniff-by-service"
 
@@ -169,8 +171,8 @@ def test_a_services_own_nosniff_header_is_left_alone(gateway):
     ],
     ids=["404", "401", "413"],
 )
-def test_the_gateways_own_answers_are_hardened_too(gateway, method, path, kwargs, status):
-    response = call(gateway, method, path, **kwargs)
+def test_the_gateways_own_answers_are_hardened_too(haproxy_gateway, method, path, kwargs, status):
+    response = call(haproxy_gateway, method, path, **kwargs)
 
     assert response.status_code == status
     assert response.headers["X-Content-Type-Options"] == "nosniff"
@@ -181,20 +183,20 @@ def test_the_gateways_own_answers_are_hardened_too(gateway, method, path, kwargs
 # -- request-size-limiting ------------------------------------------------------------
 
 
-def test_a_body_of_exactly_the_limit_passes(gateway):
-    response = call(gateway, "POST", "/register", data=b"x" * SIZE_LIMIT)
+def test_a_body_of_exactly_the_limit_passes(haproxy_gateway):
+    response = call(haproxy_gateway, "POST", "/register", data=b"x" * SIZE_LIMIT)
 
     assert len(response.json()["body"]) == SIZE_LIMIT
 
 
 @pytest.mark.parametrize("size", [SIZE_LIMIT + 1, 2 * MIB])
-def test_a_declared_body_over_the_limit_is_413(gateway, size):
-    assert_json_error(call(gateway, "POST", "/register", data=b"x" * size), 413, TOO_LARGE)
+def test_a_declared_body_over_the_limit_is_413(haproxy_gateway, size):
+    assert_json_error(call(haproxy_gateway, "POST", "/register", data=b"x" * size), 413, TOO_LARGE)
 
 
-def test_a_client_waiting_for_100_continue_gets_417_without_sending_the_body(gateway):
+def test_a_client_waiting_for_100_continue_gets_417_without_sending_the_body(haproxy_gateway):
     answer = raw_exchange(
-        gateway,
+        haproxy_gateway,
         b"POST /register HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
         b"Content-Length: 2097152\r\nExpect: 100-continue\r\n\r\n",
     )
@@ -202,8 +204,8 @@ def test_a_client_waiting_for_100_continue_gets_417_without_sending_the_body(gat
     assert answer.startswith(b"HTTP/1.1 417 ")
 
 
-def test_a_small_chunked_body_is_measured_and_passed_on_intact(gateway):
-    response = call(gateway, "POST", "/register", data=chunks(5000, 1000))
+def test_a_small_chunked_body_is_measured_and_passed_on_intact(haproxy_gateway):
+    response = call(haproxy_gateway, "POST", "/register", data=chunks(5000, 1000))
 
     assert response.json()["body"] == "x" * 5000
     assert upstream_headers(response, "Transfer-Encoding") == ["chunked"]
@@ -218,10 +220,10 @@ def test_a_small_chunked_body_is_measured_and_passed_on_intact(gateway):
     ],
     ids=["in-100-byte-chunks", "in-one-chunk", "after-24-kB-of-headers"],
 )
-def test_a_chunked_body_of_the_limit_is_measured_whole_and_passed_on(gateway, body, headers):
+def test_a_chunked_body_of_the_limit_is_measured_whole_and_passed_on(haproxy_gateway, body, headers):
     # Kong reads a chunked body whole and measures it; HAProxy's buffer holds the
     # limit beside the largest headers allowed, so it measures the same.
-    response = call(gateway, "POST", "/register", data=body(), headers=headers)
+    response = call(haproxy_gateway, "POST", "/register", data=body(), headers=headers)
 
     assert len(response.json()["body"]) == SIZE_LIMIT
 
@@ -235,35 +237,35 @@ def test_a_chunked_body_of_the_limit_is_measured_whole_and_passed_on(gateway, bo
     ],
     ids=["2-MiB", "limit-plus-one-in-small-chunks", "limit-plus-one-after-24-kB-of-headers"],
 )
-def test_a_chunked_body_over_the_limit_is_413(gateway, body, headers):
-    assert_json_error(call(gateway, "POST", "/register", data=body(), headers=headers), 413, TOO_LARGE)
+def test_a_chunked_body_over_the_limit_is_413(haproxy_gateway, body, headers):
+    assert_json_error(call(haproxy_gateway, "POST", "/register", data=body(), headers=headers), 413, TOO_LARGE)
 
 
 def test_a_lower_limit_is_measured_on_chunked_bodies_too(start_gateway, make_config, echo_upstreams):
     config = make_config()
     plugin = next(plugin for plugin in config["plugins"] if plugin["name"] == "request-size-limiting")
     plugin["config"].update(allowed_payload_size=4, size_unit="kilobytes")
-    gateway = start_gateway(echo_upstreams, config)
+    haproxy_gateway = start_gateway(echo_upstreams, config)
 
-    assert call(gateway, "POST", "/register", data=b"x" * 4096).status_code == 200
-    assert_json_error(call(gateway, "POST", "/register", data=b"x" * 4097), 413, TOO_LARGE)
-    assert call(gateway, "POST", "/register", data=chunks(4096, 1000)).status_code == 200
-    assert_json_error(call(gateway, "POST", "/register", data=chunks(4097, 1000)), 413, TOO_LARGE)
-    assert_json_error(call(gateway, "POST", "/register", data=chunks(5000, 5000)), 413, TOO_LARGE)
+    assert call(haproxy_gateway, "POST", "/register", data=b"x" * 4096).status_code == 200
+    assert_json_error(call(haproxy_gateway, "POST", "/register", data=b"x" * 4097), 413, TOO_LARGE)
+    assert call(haproxy_gateway, "POST", "/register", data=chunks(4096, 1000)).status_code == 200
+    assert_json_error(call(haproxy_gateway, "POST", "/register", data=chunks(4097, 1000)), 413, TOO_LARGE)
+    assert_json_error(call(haproxy_gateway, "POST", "/register", data=chunks(5000, 5000)), 413, TOO_LARGE)
 
 
-def test_the_size_limit_comes_after_routing_and_authentication(gateway):
+def test_the_size_limit_comes_after_routing_and_authentication(haproxy_gateway):
     # As in Kong: the router answers first, then jwt (priority 1450), then the size limit (951).
     oversized = b"x" * (2 * MIB)
 
-    assert call(gateway, "POST", "/nowhere", data=oversized).status_code == 404
-    assert_json_error(call(gateway, "POST", "/orders", data=oversized), 401, {"message": "Unauthorized"})
+    assert call(haproxy_gateway, "POST", "/nowhere", data=oversized).status_code == 404
+    assert_json_error(call(haproxy_gateway, "POST", "/orders", data=oversized), 401, {"message": "Unauthorized"})
 
 
-def test_an_http2_client_is_refused(gateway):
+def test_an_http2_client_is_refused(haproxy_gateway):
     # Kong's proxy port speaks HTTP/1.1 only; so does this one, which is also what
     # makes every request body either declared or chunked.
-    answer = raw_exchange(gateway, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes.fromhex("000000040000000000"))
+    answer = raw_exchange(haproxy_gateway, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes.fromhex("000000040000000000"))
 
     assert answer.startswith(b"HTTP/1.1 400 ")
 
@@ -272,12 +274,12 @@ def test_require_content_length_refuses_bodies_of_unknown_length(start_gateway, 
     config = make_config()
     plugin = next(plugin for plugin in config["plugins"] if plugin["name"] == "request-size-limiting")
     plugin["config"]["require_content_length"] = True
-    gateway = start_gateway(echo_upstreams, config)
+    haproxy_gateway = start_gateway(echo_upstreams, config)
 
     # Kong checks only that there is a Content-Length or a chunked body, even on a GET.
-    no_length = raw_exchange(gateway, b"GET /products HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-    declared = call(gateway, "POST", "/register", json={})
-    chunked = call(gateway, "POST", "/register", data=chunks(100, 10))
+    no_length = raw_exchange(haproxy_gateway, b"GET /products HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    declared = call(haproxy_gateway, "POST", "/register", json={})
+    chunked = call(haproxy_gateway, "POST", "/register", data=chunks(100, 10))
 
     assert no_length.startswith(b"HTTP/1.1 411 ")
     assert declared.status_code == 200
@@ -287,13 +289,13 @@ def test_require_content_length_refuses_bodies_of_unknown_length(start_gateway, 
 # -- rate-limiting --------------------------------------------------------------------
 
 
-def test_logins_are_limited_per_client_address_and_minute(gateway, new_client):
+def test_logins_are_limited_per_client_address_and_minute(haproxy_gateway, new_client):
     attacker, bystander = new_client(), new_client()
     whole_minute_ahead()
 
-    allowed = [attacker.post(f"{gateway}/token", json={}, timeout=TIMEOUT) for _ in range(LIMIT)]
-    refused = attacker.post(f"{gateway}/token", json={}, timeout=TIMEOUT)
-    other = bystander.post(f"{gateway}/token", json={}, timeout=TIMEOUT)
+    allowed = [attacker.post(f"{haproxy_gateway}/token", json={}, timeout=TIMEOUT) for _ in range(LIMIT)]
+    refused = attacker.post(f"{haproxy_gateway}/token", json={}, timeout=TIMEOUT)
+    other = bystander.post(f"{haproxy_gateway}/token", json={}, timeout=TIMEOUT)
 
     assert [response.status_code for response in allowed] == [200] * LIMIT
     assert [response.headers["RateLimit-Remaining"] for response in allowed] == [
@@ -305,10 +307,10 @@ def test_logins_are_limited_per_client_address_and_minute(gateway, new_client):
     assert other.status_code == 200
 
 
-def test_the_limit_headers_are_kongs(gateway, new_client):
+def test_the_limit_headers_are_kongs(haproxy_gateway, new_client):
     whole_minute_ahead()
     before = time.time()
-    response = new_client().post(f"{gateway}/token", json={}, timeout=TIMEOUT)
+    response = new_client().post(f"{haproxy_gateway}/token", json={}, timeout=TIMEOUT)
     after = time.time()
 
     assert response.headers["X-RateLimit-Limit-Minute"] == response.headers["RateLimit-Limit"] == str(LIMIT)
@@ -317,14 +319,14 @@ def test_the_limit_headers_are_kongs(gateway, new_client):
     assert 60 - int(after) % 60 <= int(response.headers["RateLimit-Reset"]) <= 60 - int(before) % 60
 
 
-def test_refused_requests_are_not_counted_and_the_gateways_answers_carry_the_id(gateway, new_client):
+def test_refused_requests_are_not_counted_and_the_gateways_answers_carry_the_id(haproxy_gateway, new_client):
     client = new_client()
     whole_minute_ahead()
     for _ in range(LIMIT):
-        client.post(f"{gateway}/token", json={}, timeout=TIMEOUT)
+        client.post(f"{haproxy_gateway}/token", json={}, timeout=TIMEOUT)
 
     refusals = [
-        client.post(f"{gateway}/token", json={}, headers={"X-Request-ID": f"try-{n}"}, timeout=TIMEOUT)
+        client.post(f"{haproxy_gateway}/token", json={}, headers={"X-Request-ID": f"try-{n}"}, timeout=TIMEOUT)
         for n in range(3)
     ]
 
@@ -333,12 +335,14 @@ def test_refused_requests_are_not_counted_and_the_gateways_answers_carry_the_id(
     assert all(response.headers["X-Content-Type-Options"] == "nosniff" for response in refusals)
 
 
-def test_only_the_login_route_is_limited(gateway, new_client):
+def test_only_the_login_route_is_limited(haproxy_gateway, new_client):
     client = new_client()
     whole_minute_ahead()
 
-    statuses = {client.post(f"{gateway}/register", json={}, timeout=TIMEOUT).status_code for _ in range(LIMIT + 5)}
-    response = client.post(f"{gateway}/register", json={}, timeout=TIMEOUT)
+    statuses = {
+        client.post(f"{haproxy_gateway}/register", json={}, timeout=TIMEOUT).status_code for _ in range(LIMIT + 5)
+    }
+    response = client.post(f"{haproxy_gateway}/register", json={}, timeout=TIMEOUT)
 
     assert statuses == {200}
     assert "RateLimit-Limit" not in response.headers
@@ -350,13 +354,13 @@ def test_a_service_level_limit_is_shared_by_its_routes_and_a_route_level_one_rep
     config = make_config()
     users = next(service for service in config["services"] if service["name"] == "users")
     users["plugins"] = [{"name": "rate-limiting", "config": {"minute": 2, "limit_by": "ip", "policy": "local"}}]
-    gateway = start_gateway(echo_upstreams, config)
+    haproxy_gateway = start_gateway(echo_upstreams, config)
     whole_minute_ahead()
 
-    first = call(gateway, "POST", "/register", json={})
-    second = call(gateway, "GET", "/users/me", make_token())
-    third = call(gateway, "POST", "/register", json={})
-    login = call(gateway, "POST", "/token", json={})
+    first = call(haproxy_gateway, "POST", "/register", json={})
+    second = call(haproxy_gateway, "GET", "/users/me", make_token())
+    third = call(haproxy_gateway, "POST", "/register", json={})
+    login = call(haproxy_gateway, "POST", "/token", json={})
 
     assert (first.status_code, second.status_code) == (200, 200)
     assert_json_error(third, 429, RATE_LIMITED)
@@ -367,11 +371,11 @@ def test_hidden_limit_headers_still_say_when_to_retry(start_gateway, make_config
     config = make_config()
     users_token = next(node for svc in config["services"] for node in svc["routes"] if node["name"] == "users-token")
     users_token["plugins"][0]["config"].update(minute=1, hide_client_headers=True)
-    gateway = start_gateway(echo_upstreams, config)
+    haproxy_gateway = start_gateway(echo_upstreams, config)
     whole_minute_ahead()
 
-    allowed = call(gateway, "POST", "/token", json={})
-    refused = call(gateway, "POST", "/token", json={})
+    allowed = call(haproxy_gateway, "POST", "/token", json={})
+    refused = call(haproxy_gateway, "POST", "/token", json={})
 
     assert allowed.status_code == 200
     assert_json_error(refused, 429, RATE_LIMITED)
@@ -383,8 +387,8 @@ def test_hidden_limit_headers_still_say_when_to_retry(start_gateway, make_config
 
 
 @pytest.mark.parametrize("method, path, service", PUBLIC + [("GET", path, service) for path, service in OPENAPI])
-def test_forged_identity_headers_never_reach_a_public_route(gateway, method, path, service):
-    response = call(gateway, method, path, headers=IDENTITY, json={})
+def test_forged_identity_headers_never_reach_a_public_route(haproxy_gateway, method, path, service):
+    response = call(haproxy_gateway, method, path, headers=IDENTITY, json={})
 
     assert response.json()["service"] == service
     for name in IDENTITY:
@@ -392,8 +396,8 @@ def test_forged_identity_headers_never_reach_a_public_route(gateway, method, pat
 
 
 @pytest.mark.parametrize("method, path, service", PROTECTED)
-def test_on_protected_routes_the_identity_is_the_tokens(gateway, make_token, method, path, service):
-    response = call(gateway, method, path, make_token(sub="42"), headers=IDENTITY)
+def test_on_protected_routes_the_identity_is_the_tokens(haproxy_gateway, make_token, method, path, service):
+    response = call(haproxy_gateway, method, path, make_token(sub="42"), headers=IDENTITY)
 
     assert upstream_headers(response, "X-User-Id") == ["42"]
     assert upstream_headers(response, "X-Consumer-Username") == ["users-service"]
@@ -406,8 +410,8 @@ def test_on_protected_routes_the_identity_is_the_tokens(gateway, make_token, met
 
 
 @pytest.mark.parametrize("path, service", OPENAPI)
-def test_each_services_openapi_document_is_public(gateway, path, service):
-    response = call(gateway, "GET", path)
+def test_each_services_openapi_document_is_public(haproxy_gateway, path, service):
+    response = call(haproxy_gateway, "GET", path)
 
     assert response.json()["service"] == service
     assert response.json()["path"] == path
@@ -423,8 +427,8 @@ def test_each_services_openapi_document_is_public(gateway, path, service):
         ("POST", "/openapi/users.json"),
     ],
 )
-def test_nothing_else_under_openapi_is_routed(gateway, method, path):
-    assert_json_error(call(gateway, method, path), 404, {"message": "no Route matched with those values"})
+def test_nothing_else_under_openapi_is_routed(haproxy_gateway, method, path):
+    assert_json_error(call(haproxy_gateway, method, path), 404, {"message": "no Route matched with those values"})
 
 
 # -- prometheus -----------------------------------------------------------------------

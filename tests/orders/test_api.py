@@ -1,5 +1,6 @@
 import pytest
 
+from orders.catalog import Catalog
 from orders.models import Order, OutboxMessage, db
 
 pytestmark = pytest.mark.integration
@@ -74,11 +75,11 @@ def test_not_enough_stock_is_409(client, make_product, orders_app):
 
 def test_products_service_down_is_503(client, orders_app, closed_port):
     catalog = orders_app.extensions["catalog"]
-    real_url, catalog.base_url = catalog.base_url, f"http://127.0.0.1:{closed_port}"
+    orders_app.extensions["catalog"] = Catalog(f"http://127.0.0.1:{closed_port}", timeout=1)
     try:
         response = client.post("/orders", json={"items": [{"product_id": 1, "quantity": 1}]}, headers=ANN)
     finally:
-        catalog.base_url = real_url
+        orders_app.extensions["catalog"] = catalog
     assert response.status_code == 503
     assert response.get_json() == {"message": "The products service is unavailable; try again shortly."}
     assert order_count(orders_app) == 0
