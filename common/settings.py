@@ -53,9 +53,14 @@ class Settings:
     # -- event workers: messages handled in one transaction, and held unacked at once
     worker_batch_size: int = field(default=100, metadata=_env("WORKER_BATCH_SIZE"))
     worker_prefetch: int = field(default=200, metadata=_env("WORKER_PREFETCH"))
+    # How long a batch waits for more messages after its first: what a transaction
+    # costs is paid once per batch, so a few ms of waiting buy most of its CPU back.
+    worker_linger_ms: int = field(default=10, metadata=_env("WORKER_LINGER_MS"))
     # -- outbox relays: rows published per confirm round, and the poll that backs up LISTEN/NOTIFY
     relay_batch_size: int = field(default=200, metadata=_env("RELAY_BATCH_SIZE"))
     relay_poll_seconds: float = field(default=5.0, metadata=_env("RELAY_POLL_SECONDS"))
+    # After a NOTIFY, how long the relay waits for the commits right behind it (as the consumer's linger).
+    relay_linger_ms: int = field(default=10, metadata=_env("RELAY_LINGER_MS"))
     # -- background processes: heartbeat file for --healthcheck, /metrics
     heartbeat_file: str = field(default="", metadata=_env("HEARTBEAT_FILE"))
     metrics_port: int = field(default=0, metadata=_env("METRICS_PORT"))

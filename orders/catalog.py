@@ -45,11 +45,11 @@ class Catalog:
 
     def lookup(self, product_ids: list[int]) -> dict[int, CatalogProduct]:
         """The products among these that exist, as they are now, by id."""
-        url = f"{next(self.base_urls)}/internal/products"
+        # The query string by hand: the ids are ints, and requests' encoder costs
+        # more than the rest of the call.
+        url = f"{next(self.base_urls)}/internal/products?" + "&".join(f"id={int(pid)}" for pid in product_ids)
         try:
-            response = self.session.get(
-                url, params={"id": product_ids}, timeout=self.timeout, headers=context.outgoing_headers()
-            )
+            response = self.session.get(url, timeout=self.timeout, headers=context.outgoing_headers())
         except requests.RequestException as exc:  # refused, reset, timed out: all mean "not now"
             log.warning("products service unreachable: %s", exc)
             raise CatalogUnavailable() from exc

@@ -12,6 +12,12 @@ from sqlalchemy import insert
 from common.messaging import contracts, outbox
 from orders.models import PENDING, Order, OrderItem, OutboxMessage, db
 
+# Set-based and built once: one INSERT … RETURNING for the order, one for all its
+# lines; no objects to track for rows written once.
+_orders = Order.__table__
+_ADD_ORDER = insert(_orders).returning(_orders.c.id, _orders.c.created_at)
+_ADD_ITEMS = insert(OrderItem.__table__)
+
 
 class UnknownProduct(Exception):
     def __init__(self, product_ids: list[int]):
@@ -44,20 +50,16 @@ def place(user_id: int, lines: list[dict]) -> dict:
 
     items = [{"product_id": pid, "quantity": qty, "unit_price": products[pid].price} for pid, qty in wanted.items()]
     total = sum((item["unit_price"] * item["quantity"] for item in items), Decimal("0"))
-    # Set-based: one INSERT … RETURNING for the order, one for its lines, one for
-    # its event, then the commit; no objects to track for a row written once.
-    order_id, created_at = db.session.execute(
-        insert(Order.__table__)
-        .values(user_id=user_id, status=PENDING, total=total)
-        .returning(Order.__table__.c.id, Order.__table__.c.created_at)
-    ).one()
-    db.session.execute(insert(OrderItem.__table__), [{"order_id": order_id, **item} for item in items])
+    connection = db.session.connection()
+    order_id, created_at = connection.execute(_ADD_ORDER, {"user_id": user_id, "status": PENDING, "total": total}).one()
+    connection.execute(_ADD_ITEMS, [{"order_id": order_id, **item} for item in items])
     # The event commits with the order or not at all; orders-relay publishes it.
     event = contracts.ORDER_CREATED.new(
         order_id=order_id, user_id=user_id, items=[{"product_id": pid, "quantity": qty} for pid, qty in wanted.items()]
     )
     outbox.add(db.session, OutboxMessage, [outbox.message(event)])
     db.session.commit()
+    outbox.notify(db.session)
     return {
         "id": order_id,
         "status": PENDING,

@@ -15,8 +15,14 @@ from products.models import Product, db
 
 log = logging.getLogger(__name__)
 
+# Built once: on this hot path, building a statement costs more than running it.
 _products = Product.__table__
-# One statement, run once per line: the lines' rows are locked already.
+_ids = bindparam("ids", expanding=True)
+_LOCK = select(_products.c.id).where(_products.c.id.in_(_ids)).order_by(_products.c.id).with_for_update()
+# FOR UPDATE again: cheap where lock_products locked them, and what makes this
+# safe where it didn't.
+_STOCK = select(_products.c.id, _products.c.quantity).where(_products.c.id.in_(_ids)).with_for_update()
+# Run once per line (executemany): the rows are locked already.
 _TAKE = (
     update(_products)
     .where(_products.c.id == bindparam("product_id"))
@@ -41,20 +47,15 @@ def lock_products(events: list[dict]) -> None:
     other instead of deadlocking, whatever order their events came in.
     """
     ids = sorted({line["product_id"] for event in events for line in event["items"]})
-    db.session.execute(select(_products.c.id).where(_products.c.id.in_(ids)).order_by(_products.c.id).with_for_update())
+    db.session.connection().execute(_LOCK, {"ids": ids})
 
 
 def reserve_stock(event: dict) -> list[dict]:
     """OrderCreated → the stock of every line taken and InventoryReserved, or
     nothing taken and InventoryRejected with the shortages."""
     lines = {line["product_id"]: line["quantity"] for line in event["items"]}
-    stock = dict(
-        db.session.execute(
-            # FOR UPDATE again: cheap where lock_products locked them, and what
-            # makes this safe where it didn't.
-            select(_products.c.id, _products.c.quantity).where(_products.c.id.in_(lines)).with_for_update()
-        ).all()
-    )
+    connection = db.session.connection()
+    stock = dict(connection.execute(_STOCK, {"ids": list(lines)}).all())
     shortages = [
         Shortage(product_id, wanted, stock.get(product_id, 0))
         for product_id, wanted in sorted(lines.items())
@@ -70,6 +71,6 @@ def reserve_stock(event: dict) -> list[dict]:
                 shortages=[asdict(shortage) for shortage in shortages],
             )
         ]
-    db.session.execute(_TAKE, [{"product_id": pid, "wanted": wanted} for pid, wanted in lines.items()])
+    connection.execute(_TAKE, [{"product_id": pid, "wanted": wanted} for pid, wanted in lines.items()])
     log.info("order %s: stock reserved", order_id)
     return [contracts.INVENTORY_RESERVED.new(order_id=order_id)]

@@ -3,7 +3,7 @@
 The consumer owns the transaction; handlers are plain domain functions, an
 event in and the events to announce out (`reserve_stock(event) -> [outcome]`),
 with no session, commit or broker code. For each batch of messages (up to
-`batch_size`, or what arrived within a couple of milliseconds of the first):
+`batch_size`, or what arrived within `linger` of the first):
 
 1. decode and validate each with its contract: what can't be is dead-lettered
    at once, and the rest go on;
@@ -92,7 +92,7 @@ class EventConsumer(Loop, ConsumerMixin):
         lock: Lock | None = None,
         batch_size: int = 100,
         prefetch: int = 200,
-        linger: float = 0.002,
+        linger: float = 0.01,
         transient_budget: float = 60.0,
         max_pause: float = 5.0,
         heartbeat_path: str | None = None,
@@ -111,6 +111,7 @@ class EventConsumer(Loop, ConsumerMixin):
         self.transient_budget = transient_budget
         self.max_pause = max_pause
         self._pending: list[Delivery] = []
+        self._batch_deadline = 0.0
         self._handlers_running = False
 
     def serve(self) -> None:
@@ -141,24 +142,27 @@ class EventConsumer(Loop, ConsumerMixin):
         ]
 
     def consume(self, limit=None, timeout=None, safety_interval=1, **kwargs):
-        """kombu's loop, taking messages in batches: wait for a first message, then
-        for more only as long as they keep coming (`linger`), then handle the batch."""
+        """kombu's loop, taking messages in batches: a batch is handled when it is
+        full, or `linger` after its first message, whichever comes first."""
         self._pending = []  # a new channel: tags of an earlier one mean nothing
         with self.consumer_context(**kwargs) as (connection, _channel, _consumers):
             while not self.should_stop:
                 self.on_iteration()
+                if self._pending and (
+                    len(self._pending) >= self.batch_size or time.monotonic() >= self._batch_deadline
+                ):
+                    self._flush()
+                    continue
+                wait = self._batch_deadline - time.monotonic() if self._pending else safety_interval
                 try:
-                    connection.drain_events(timeout=self.linger if self._pending else safety_interval)
+                    connection.drain_events(timeout=max(wait, 0.0001))
                 except TimeoutError:
                     connection.heartbeat_check()
-                    self._flush()
                     continue
                 except OSError:
                     if self.should_stop:
                         break
                     raise
-                if len(self._pending) >= self.batch_size:
-                    self._flush()
                 yield
             self._flush()  # finish the batch in hand before stopping
 
@@ -188,6 +192,8 @@ class EventConsumer(Loop, ConsumerMixin):
                 log.error("invalid event %s: %s; dead-lettering it", _event_id(body), exc)
             self._dead_letter(message)
             return
+        if not self._pending:
+            self._batch_deadline = time.monotonic() + self.linger
         self._pending.append(Delivery(message, event_type, event))
 
     def _decode(self, body, message) -> tuple[EventType, dict]:
@@ -285,6 +291,8 @@ class EventConsumer(Loop, ConsumerMixin):
                 self._handlers_running = False
             outbox.add(session, self.outbox_model, outgoing)
             session.commit()
+            if outgoing:
+                outbox.notify(session)
         finally:
             # Whatever happened, no transaction is left open for the next batch and
             # the connection goes back to the pool.
@@ -372,6 +380,7 @@ def consumer_for(
         lock=lock,
         batch_size=settings.worker_batch_size,
         prefetch=settings.worker_prefetch,
+        linger=settings.worker_linger_ms / 1000,
         heartbeat_path=heartbeat_path,
     )
 

@@ -6,12 +6,14 @@ change nothing, ack. If the transaction rolls back, the claims go with it and
 a redelivery tries again.
 """
 
+import functools
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import DateTime, Uuid, func
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import DateTime, Uuid, bindparam, func, select
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.sql import Executable
 
 
 class ProcessedEventMixin:
@@ -23,6 +25,15 @@ class ProcessedEventMixin:
     processed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
+@functools.cache
+def _claim_statement(model: type[ProcessedEventMixin]) -> Executable:
+    # INSERT … SELECT unnest(:ids): one statement of one shape for a batch of any
+    # size, so it is compiled once.
+    table = model.__table__
+    ids = func.unnest(bindparam("ids", type_=ARRAY(Uuid(as_uuid=False))))
+    return insert(table).from_select(["event_id"], select(ids)).on_conflict_do_nothing().returning(table.c.event_id)
+
+
 def claim(session: Session, model: type[ProcessedEventMixin], event_ids: Sequence[str]) -> set[str]:
     """The ids among `event_ids` that this transaction is the first to handle.
 
@@ -32,10 +43,5 @@ def claim(session: Session, model: type[ProcessedEventMixin], event_ids: Sequenc
     """
     if not event_ids:
         return set()
-    inserted = session.execute(
-        insert(model)
-        .values([{"event_id": event_id} for event_id in dict.fromkeys(event_ids)])
-        .on_conflict_do_nothing()
-        .returning(model.event_id)
-    )
+    inserted = session.connection().execute(_claim_statement(model), {"ids": list(dict.fromkeys(event_ids))})
     return set(inserted.scalars())

@@ -1,10 +1,11 @@
 """The outbox relay: publishes a service's unsent outbox rows, a batch at a time.
 
-It sleeps on PostgreSQL's LISTEN until a producing transaction commits (the
-outbox trigger NOTIFYs then), so an idle relay costs nothing and an event leaves
-within milliseconds of its commit; a slow poll covers a notification that never
-came. Each batch is locked with FOR UPDATE SKIP LOCKED (several relays can run:
-each takes rows the others don't hold), published with one wait for all its
+It sleeps on PostgreSQL's LISTEN until a producer NOTIFYs (right after the
+commit that added to the outbox: common/messaging/outbox.py says why not inside
+it), so an idle relay costs nothing and an event leaves within milliseconds of
+its commit; a slow poll covers a notification that never came. Each batch is
+locked with FOR UPDATE SKIP LOCKED (several relays can run: each takes rows the
+others don't hold), published with one wait for all its
 confirms, and marked sent in one statement. A batch the broker didn't confirm
 stays unsent, with its attempt count, error and next attempt time (backoff), and
 the relay backs off as a whole while the broker is away. A relay that dies after
@@ -19,7 +20,6 @@ from datetime import UTC, datetime, timedelta
 import psycopg2
 from flask_sqlalchemy import SQLAlchemy
 from psycopg2 import sql
-from sqlalchemy import delete, func, literal_column, select, update
 
 from common import context, metrics
 from common.database import DATABASE_UNAVAILABLE
@@ -29,12 +29,6 @@ from common.messaging.process import Loop, backoff
 from common.messaging.publisher import BROKER_ERRORS, Outgoing, Publisher, PublishFailed
 
 log = logging.getLogger(__name__)
-
-# The next attempt of a row that failed: 0.5 s, doubling, at most 5 s (backoff()).
-RETRY_AT = func.now() + func.least(
-    func.power(2, literal_column("attempts")) * literal_column("interval '0.5 second'"),
-    literal_column("interval '5 seconds'"),
-)
 
 
 class OutboxRelay(Loop):
@@ -47,6 +41,7 @@ class OutboxRelay(Loop):
         service: str = "-",
         batch_size: int = 200,
         poll_seconds: float = 5.0,
+        linger: float = 0.0,
         retention: timedelta = timedelta(days=1),
         heartbeat_path: str | None = None,
     ):
@@ -57,7 +52,9 @@ class OutboxRelay(Loop):
         self.service = service
         self.batch_size = batch_size
         self.poll_seconds = poll_seconds
+        self.linger = linger
         self.retention = retention
+        self.statements = outbox.statements(model)
         self._listener = None
         self._last_prune = datetime.min.replace(tzinfo=UTC)
 
@@ -107,14 +104,9 @@ class OutboxRelay(Loop):
 
     def relay_batch(self) -> tuple[int, bool]:
         """Publish one batch of due rows; returns (rows sent, whether the publish failed)."""
-        model, session = self.model, self.db.session
-        rows = session.execute(
-            select(model.id, model.routing_key, model.payload, model.headers)
-            .where(model.published_at.is_(None), model.next_attempt_at <= func.now())
-            .order_by(model.id)
-            .limit(self.batch_size)
-            .with_for_update(skip_locked=True)
-        ).all()
+        session = self.db.session
+        connection = session.connection()
+        rows = connection.execute(self.statements.due, {"limit": self.batch_size}).all()
         if not rows:
             session.rollback()
             return 0, False
@@ -122,16 +114,12 @@ class OutboxRelay(Loop):
         try:
             self.publisher.publish([Outgoing(row.payload, row.routing_key, row.headers or {}) for row in rows])
         except (PublishFailed, *BROKER_ERRORS) as exc:  # keep the rows for a later attempt
-            session.execute(
-                update(model)
-                .where(model.id.in_(ids))
-                .values(attempts=model.attempts + 1, last_error=str(exc)[:500], next_attempt_at=RETRY_AT)
-            )
+            connection.execute(self.statements.failed, {"ids": ids, "error": str(exc)[:500]})
             session.commit()
             log.warning("publishing %d events failed: %s", len(rows), exc)
             metrics.PUBLISH_FAILURES.labels(self.service).inc(len(rows))
             return 0, True
-        session.execute(update(model).where(model.id.in_(ids)).values(published_at=func.now()))
+        connection.execute(self.statements.sent, {"ids": ids})
         session.commit()
         for row in rows:
             with context.bound(row.headers.get(context.AMQP_HEADER) if row.headers else None):
@@ -146,7 +134,7 @@ class OutboxRelay(Loop):
         if now - self._last_prune < timedelta(minutes=1):
             return
         self._last_prune = now
-        self.db.session.execute(delete(self.model).where(self.model.published_at < now - self.retention))
+        self.db.session.connection().execute(self.statements.prune, {"before": now - self.retention})
         self.db.session.commit()
 
     # -- LISTEN/NOTIFY -------------------------------------------------------------
@@ -163,6 +151,8 @@ class OutboxRelay(Loop):
     def _wait_for_news(self) -> None:
         """Until a producing transaction commits, the poll interval passes, or a stop."""
         if self.wait_readable(self._listener.fileno(), self.poll_seconds):
+            # The commits right behind this one go out in the same batch.
+            self.pause(self.linger)
             self._listener.poll()
             self._listener.notifies.clear()
 
@@ -188,6 +178,7 @@ def serve_relay(app, model: type[OutboxMixin], heartbeat_path: str) -> None:
             service=settings.service,
             batch_size=settings.relay_batch_size,
             poll_seconds=settings.relay_poll_seconds,
+            linger=settings.relay_linger_ms / 1000,
             heartbeat_path=heartbeat_path,
         )
         relay.serve()

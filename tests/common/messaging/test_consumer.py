@@ -6,11 +6,12 @@ outcome): so "committed" and "announced" can be read back from PostgreSQL.
 
 import pytest
 from sqlalchemy import event as sqlalchemy_event
+from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
 from common.messaging import topology
 from common.messaging.contracts import InvalidEvent
-from products.models import db
+from products.models import ProcessedEvent, db
 from tests.common.messaging.conftest import StoreNote, note
 from tests.support import eventually, queue_depth
 
@@ -43,22 +44,16 @@ def test_a_handled_event_is_committed_announced_and_acked(consume, send, stored,
 
 
 def test_a_batch_is_one_transaction_and_one_ack(consume, send, stored, broker, test_queue, products_app):
-    commits = []
-
-    def committed(session):
-        commits.append(session)
-
+    send(*(note(str(number)) for number in range(20)))  # waiting before the consumer starts
+    with consume(StoreNote(), batch_size=10):
+        eventually(lambda: len(stored.notes()) == 20)
+        eventually(lambda: queue_depth(broker, test_queue) == 0)
+    # A claim's processed_at is its transaction's start (now()): two transactions of ten.
     with products_app.app_context():
-        sqlalchemy_event.listen(db.session, "after_commit", committed)
-    try:
-        send(*(note(str(number)) for number in range(20)))  # waiting before the consumer starts
-        with consume(StoreNote(), batch_size=10):
-            eventually(lambda: len(stored.notes()) == 20)
-            eventually(lambda: queue_depth(broker, test_queue) == 0)
-    finally:
-        with products_app.app_context():
-            sqlalchemy_event.remove(db.session, "after_commit", committed)
-    assert len(commits) == 2  # ten events per transaction
+        per_transaction = db.session.execute(
+            select(func.count()).select_from(ProcessedEvent).group_by(ProcessedEvent.processed_at)
+        ).scalars()
+        assert sorted(per_transaction) == [10, 10]
     assert len(stored.announced()) == 20
 
 
