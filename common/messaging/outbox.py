@@ -139,7 +139,7 @@ def add(session: Session, model: type[OutboxMixin], messages: Iterable[Outgoing]
 def notify(session: Session) -> None:
     """Wake the relays: call it after committing a transaction that added to the outbox."""
     try:
-        session.execute(_NOTIFY, {"channel": CHANNEL})
+        session.connection().execute(_NOTIFY, {"channel": CHANNEL})
         session.commit()
     except DATABASE_UNAVAILABLE as exc:  # the events are committed; the relay's poll will find them
         session.rollback()
