@@ -3,6 +3,7 @@ mean "unreachable", and how connections survive a PostgreSQL restart."""
 
 import time
 
+import msgspec
 from flask_sqlalchemy import SQLAlchemy
 from psycopg2 import Error as DriverError
 from sqlalchemy import MetaData, event
@@ -25,6 +26,13 @@ DATABASE_UNAVAILABLE = (OperationalError, InterfaceError)
 
 # A pooled connection idle for longer than this is checked before use.
 IDLE_CHECK_AFTER = 10.0
+
+# JSONB columns (the outbox's payloads) encoded and decoded by msgspec: several
+# times faster than the json module on the relays' and workers' hot paths.
+JSON_OPTIONS = {
+    "json_serializer": lambda value: msgspec.json.encode(value).decode(),
+    "json_deserializer": msgspec.json.decode,
+}
 
 
 def make_db(**session_options) -> SQLAlchemy:

@@ -17,6 +17,8 @@ manifests set what differs.
 import os
 from dataclasses import dataclass, field, fields
 
+from common.database import JSON_OPTIONS
+
 # Where the native stack runs each service (public API; products also serves its
 # internal API for orders on PRODUCTS_INTERNAL_PORT).
 LOCAL_PORTS = {"users": 8101, "products": 8102, "orders": 8103}
@@ -103,6 +105,10 @@ class Settings:
                 "pool_size": self.db_pool_size,
                 "max_overflow": self.db_pool_overflow,
                 "pool_timeout": 5,
+                # An UPDATE of many rows (a batch's products, say) in pages of 100 a
+                # round trip, not one each (psycopg2's execute_batch).
+                "executemany_mode": "values_plus_batch",
+                **JSON_OPTIONS,
                 # A database that doesn't answer fails fast instead of hanging a request or a loop.
                 "connect_args": {"connect_timeout": 3},
             },

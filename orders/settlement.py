@@ -1,12 +1,16 @@
 """Settling an order with the inventory outcome: exactly once, never undone.
 
 orders-worker calls these inside the transaction its consumer owns
-(common/messaging/consumer.py); the consumer commits and acks.
+(common/messaging/consumer.py); the consumer commits and acks. As in products'
+inventory, the batch's orders are loaded and locked once and settled in memory;
+the commit writes each changed order once.
 """
 
 import logging
+from datetime import UTC, datetime
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import select
+from sqlalchemy.orm import noload
 
 from common.messaging import contracts
 from common.messaging.contracts import InvalidEvent
@@ -16,42 +20,35 @@ log = logging.getLogger(__name__)
 
 STATUS_FOR = {contracts.INVENTORY_RESERVED.routing_key: CONFIRMED, contracts.INVENTORY_REJECTED.routing_key: REJECTED}
 
-# Built once: on this hot path, building a statement costs more than running it.
-_orders = Order.__table__
-_LOCK = (
-    select(_orders.c.id)
-    .where(_orders.c.id.in_(bindparam("ids", expanding=True)))
-    .order_by(_orders.c.id)
-    .with_for_update()
-)
-_SETTLE = (
-    update(_orders)
-    .where(_orders.c.id == bindparam("order_id"), _orders.c.status == PENDING)
-    .values(status=bindparam("status"), reason=bindparam("reason"), settled_at=func.now())
-    .returning(_orders.c.id)
-)
-_STATUS = select(_orders.c.status).where(_orders.c.id == bindparam("order_id"))
+
+def lock_orders(events: list[contracts.Event]) -> None:
+    """Load and lock the batch's orders in id order, so two workers' batches can't
+    deadlock. Settling needs the status, not the lines."""
+    ids = sorted({event.order_id for event in events})
+    locked = db.session.scalars(
+        select(Order)
+        .where(Order.id.in_(ids))
+        .order_by(Order.id)
+        .options(noload(Order.items))
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    # Kept for the batch: the session's identity map holds objects only weakly.
+    db.session.info["locked_orders"] = {order.id: order for order in locked}
 
 
-def lock_orders(events: list[dict]) -> None:
-    """Lock the batch's orders in id order, so two workers' batches can't deadlock."""
-    db.session.connection().execute(_LOCK, {"ids": sorted({event["order_id"] for event in events})})
-
-
-def settle(event: dict) -> list[dict]:
+def settle(event: contracts.InventoryReserved | contracts.InventoryRejected) -> list[contracts.Event]:
     """PENDING → CONFIRMED or REJECTED (with the reason). An order that is settled
     already stays as it is: a second outcome (say, OrderCreated republished and
     handled again) never overturns the first."""
-    status = STATUS_FOR[event["type"]]
-    connection = db.session.connection()
-    settled = connection.execute(
-        _SETTLE, {"order_id": event["order_id"], "status": status, "reason": event.get("reason")}
-    ).first()
-    if settled is not None:
-        log.info("order %s %s", event["order_id"], status)
+    order = db.session.info["locked_orders"].get(event.order_id)
+    if order is None:
+        raise InvalidEvent(f"no order {event.order_id}")
+    if order.status != PENDING:
+        log.warning("order %s is already %s; ignoring %s", order.id, order.status, event.type)
         return []
-    current = connection.execute(_STATUS, {"order_id": event["order_id"]}).scalar()
-    if current is None:
-        raise InvalidEvent(f"no order {event['order_id']}")
-    log.warning("order %s is already %s; ignoring %s", event["order_id"], current, event["type"])
+    order.status = STATUS_FOR[event.type]
+    order.reason = event.reason if isinstance(event, contracts.InventoryRejected) else None
+    order.settled_at = datetime.now(UTC)
+    log.info("order %s %s", order.id, order.status)
     return []

@@ -13,6 +13,7 @@ from kombu import Connection
 from werkzeug.serving import make_server
 
 from common.messaging import topology
+from common.messaging.contracts import Event, payload
 from common.messaging.publisher import Outgoing, Publisher
 from orders import create_app as create_orders_app
 from orders.models import db as orders_db
@@ -64,9 +65,15 @@ def broker(amqp_url):
 
 @pytest.fixture
 def publish(amqp_url, broker):
-    """Publish events as a relay would: persistent JSON, confirmed, routed by their type."""
+    """Publish events as a relay would: persistent JSON, confirmed, routed by their
+    type. An event is a contract's Struct, or (to send what no contract allows) a dict."""
     publisher = Publisher(amqp_url)
-    yield lambda *events: publisher.publish([Outgoing(event, event["type"]) for event in events])
+
+    def _publish(*events):
+        bodies = [payload(event) if isinstance(event, Event) else event for event in events]
+        publisher.publish([Outgoing(body, body["type"]) for body in bodies])
+
+    yield _publish
     publisher.close()
 
 

@@ -41,26 +41,26 @@ from sqlalchemy import event as sqlalchemy_event
 from common import context, metrics
 from common.database import DATABASE_UNAVAILABLE
 from common.messaging import outbox, topology
-from common.messaging.contracts import EventType, InvalidEvent
+from common.messaging.contracts import Event, EventType, InvalidEvent
 from common.messaging.idempotency import ProcessedEventMixin, claim
 from common.messaging.outbox import OutboxMixin
 from common.messaging.process import Loop, backoff
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[dict], list[dict]]
-Lock = Callable[[list[dict]], None]
+Handler = Callable[[Event], list[Event]]
+Lock = Callable[[list[Event]], None]
 
 
 @dataclass(frozen=True)
 class Delivery:
     message: object  # kombu.Message
     event_type: EventType
-    event: dict
+    event: Event
 
     @property
     def event_id(self) -> str:
-        return str(self.event["event_id"])
+        return str(self.event.event_id)
 
     @property
     def request_id(self) -> str | None:
@@ -137,9 +137,9 @@ class EventConsumer(Loop, ConsumerMixin):
     def get_consumers(self, Consumer, channel):  # noqa: N803 - kombu's name for it
         for queue in topology.DECLARED_QUEUES:
             queue(channel).declare()
-        return [
-            Consumer(queues=[self.queue], callbacks=[self.on_message], accept=["json"], prefetch_count=self.prefetch)
-        ]
+        # on_message: kombu hands over the message undecoded; the contract decodes and
+        # checks it in one step (common/messaging/contracts.py).
+        return [Consumer(queues=[self.queue], on_message=self.on_message, prefetch_count=self.prefetch)]
 
     def consume(self, limit=None, timeout=None, safety_interval=1, **kwargs):
         """kombu's loop, taking messages in batches: a batch is handled when it is
@@ -179,33 +179,28 @@ class EventConsumer(Loop, ConsumerMixin):
         # Runs at least once a second while connected: proof of life for healthchecks.
         self.beat()
 
-    def on_decode_error(self, message, exc):
-        # kombu's default acks (drops) what it can't decode; keep it for inspection instead.
-        log.error("undecodable message %s (%s); dead-lettering it", message.delivery_tag, exc)
-        self._dead_letter(message)
-
-    def on_message(self, body, message):
+    def on_message(self, message):
         try:
-            event_type, event = self._decode(body, message)
+            event_type, event = self._decode(message)
         except InvalidEvent as exc:
+            # Never acked and dropped, as kombu would do with what it can't decode:
+            # the dead-letter queue keeps it for inspection.
             with context.bound(message.headers.get(context.AMQP_HEADER)):
-                log.error("invalid event %s: %s; dead-lettering it", _event_id(body), exc)
+                log.error("invalid message %s: %s; dead-lettering it", message.properties.get("message_id"), exc)
             self._dead_letter(message)
             return
         if not self._pending:
             self._batch_deadline = time.monotonic() + self.linger
         self._pending.append(Delivery(message, event_type, event))
 
-    def _decode(self, body, message) -> tuple[EventType, dict]:
+    def _decode(self, message) -> tuple[EventType, Event]:
         routing_key = message.delivery_info.get("routing_key", "")
         known = self.handlers.get(routing_key)
         if known is None:
             raise InvalidEvent(f"this consumer handles no {routing_key!r} events")
-        event_type = known[0]
-        claimed = body.get("type") if isinstance(body, dict) else None
-        if claimed != routing_key:
-            raise InvalidEvent(f"routed as {routing_key!r} but its type is {claimed!r}")
-        return event_type, event_type.load(body)
+        if message.content_type != "application/json":
+            raise InvalidEvent(f"a {message.content_type!r} body, not JSON")
+        return known[0], known[0].decode(message.body)
 
     # -- a batch -----------------------------------------------------------------------
 
@@ -333,10 +328,6 @@ class EventConsumer(Loop, ConsumerMixin):
         self.pause(delay)
         delivery.message.requeue()
         metrics.EVENTS_CONSUMED.labels(self.queue.name, "requeued").inc()
-
-
-def _event_id(body) -> str:
-    return body.get("event_id", "?") if isinstance(body, dict) else "?"
 
 
 class QueueDepthCollector:

@@ -1,7 +1,7 @@
 """The events the services exchange: the contract between producer and consumer.
 
-Each event type has its routing key (which is also its `type`), a schema with a
-`version`, and a constructor that builds the payload through that schema, so no
+Each event type has its routing key (which is also its `type`), a typed schema
+per `version`, and a constructor that checks the fields against it, so no
 producer can send what its consumer would refuse. Producers, consumers and
 tests all use them; nobody writes an event dict by hand.
 
@@ -12,14 +12,20 @@ tests all use them; nobody writes an event dict by hand.
 Every event is a JSON object: event_id, type, version and occurred_at, then the
 fields of its type.
 
+The schemas are msgspec Structs, not marshmallow schemas as the HTTP APIs use:
+a worker decodes and checks every event it takes and builds every event it
+announces, and marshmallow spent ~0.7 ms of CPU doing that per event here,
+msgspec a few microseconds. Types are strict: an id given as a string, a
+boolean or a float is refused.
+
 How an event type evolves without breaking a consumer that is one release behind:
 - Adding a field is compatible and keeps the version. Consumers ignore fields
-  they don't know (the schemas EXCLUDE unknown keys), so an older consumer
-  accepts the newer event; a newer consumer must treat the field as optional
-  until every producer sends it (load_default).
+  they don't know (Structs skip unknown keys), so an older consumer accepts the
+  newer event; a newer consumer must give the field a default until every
+  producer sends it.
 - Anything else (removing, renaming or retyping a field, changing what one
   means) is a new version. Consumers are upgraded first: the new one accepts both
-  versions (its EventType gets a schema for each; `version` stays the old one,
+  versions (its EventType gets a Struct for each; `version` stays the old one,
   which producers write). Only then do producers switch (`version` moves on). An
   event of a version a consumer doesn't know is refused (dead-lettered, so
   `scripts/dlq requeue` can replay it once the consumer is upgraded), never
@@ -29,10 +35,12 @@ How an event type evolves without breaking a consumer that is one release behind
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Annotated
 
-import marshmallow as ma
+import msgspec
+from msgspec import UNSET, Meta, Struct, UnsetType
 
-from common.fields import MAX_ID, StrictInteger
+from common.fields import MAX_ID
 
 
 class InvalidEvent(Exception):
@@ -40,125 +48,114 @@ class InvalidEvent(Exception):
     version, an order that doesn't exist. It goes to the dead-letter queue."""
 
 
-def _id() -> StrictInteger:
-    return StrictInteger(required=True, validate=ma.validate.Range(min=1, max=MAX_ID))
+Id = Annotated[int, Meta(ge=1, le=MAX_ID)]
+Quantity = Annotated[int, Meta(ge=1)]
 
 
-class EventSchema(ma.Schema):
-    """What every event carries."""
+class Event(Struct, kw_only=True, frozen=True):
+    """What every event carries. Unknown fields are ignored (forward compatible)."""
 
-    class Meta:
-        # Forward compatible: a newer producer's added fields are ignored, not refused.
-        unknown = ma.EXCLUDE
-
-    event_id = ma.fields.UUID(required=True)
-    type = ma.fields.String(required=True)
-    version = StrictInteger(required=True)
-    occurred_at = ma.fields.AwareDateTime(required=True)
+    event_id: uuid.UUID
+    type: str
+    version: int
+    occurred_at: Annotated[datetime, Meta(tz=True)]
 
 
-class OrderLineSchema(ma.Schema):
-    class Meta:
-        unknown = ma.EXCLUDE
-
-    product_id = _id()
-    quantity = StrictInteger(required=True, validate=ma.validate.Range(min=1))
+class OrderLine(Struct, frozen=True):
+    product_id: Id
+    quantity: Quantity
 
 
-class OrderCreatedSchema(EventSchema):
-    order_id = _id()
-    user_id = _id()
-    items = ma.fields.List(ma.fields.Nested(OrderLineSchema), required=True, validate=ma.validate.Length(min=1))
+class OrderCreated(Event, kw_only=True, frozen=True):
+    order_id: Id
+    user_id: Id
+    items: Annotated[list[OrderLine], Meta(min_length=1)]
 
-    @ma.validates("items")
-    def one_line_per_product(self, items, **kwargs):
-        ids = [line["product_id"] for line in items]
-        if len(ids) != len(set(ids)):
-            raise ma.ValidationError("Each product appears on one line only.")
+    def __post_init__(self):
+        if len({line.product_id for line in self.items}) != len(self.items):
+            raise ValueError("each product appears on one line only")
 
 
-class ShortageSchema(ma.Schema):
-    class Meta:
-        unknown = ma.EXCLUDE
-
-    product_id = _id()
-    requested = StrictInteger(required=True, validate=ma.validate.Range(min=1))
-    available = StrictInteger(required=True, validate=ma.validate.Range(min=0))
+class Shortage(Struct, frozen=True):
+    product_id: Id
+    requested: Quantity
+    available: Annotated[int, Meta(ge=0)]
 
 
-class InventoryReservedSchema(EventSchema):
-    order_id = _id()
-
-    @ma.validates_schema(pass_original=True)
-    def not_a_rejection(self, data, original, **kwargs):
-        # Ignoring unknown fields must not let a contradiction through: a
-        # reservation that names a shortage says two things at once.
-        if isinstance(original, dict) and ({"reason", "shortages"} & original.keys()):
-            raise ma.ValidationError("A reservation has no reason or shortages.")
+class InventoryReserved(Event, kw_only=True, frozen=True):
+    order_id: Id
+    # Ignoring unknown fields must not let a contradiction through: a reservation
+    # that names a reason or a shortage says two things at once. (UNSET can't be
+    # given in JSON: either field, with any value, is refused.)
+    reason: UnsetType = UNSET
+    shortages: UnsetType = UNSET
 
 
-class InventoryRejectedSchema(EventSchema):
-    order_id = _id()
-    reason = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=2000))
-    shortages = ma.fields.List(ma.fields.Nested(ShortageSchema), required=True, validate=ma.validate.Length(min=1))
+class InventoryRejected(Event, kw_only=True, frozen=True):
+    order_id: Id
+    reason: Annotated[str, Meta(min_length=1, max_length=2000)]
+    shortages: Annotated[list[Shortage], Meta(min_length=1)]
+
+
+class _Envelope(Struct):
+    """Just enough of an event to know which schema reads the rest."""
+
+    type: str = ""
+    version: int = 0
 
 
 @dataclass(frozen=True)
 class EventType:
     routing_key: str
     version: int  # what producers write
-    schemas: dict[int, ma.Schema] = field(repr=False, compare=False)  # every version consumers accept
+    structs: dict[int, type[Event]] = field(repr=False, compare=False)  # every version consumers accept
 
-    @property
-    def schema(self) -> ma.Schema:
-        return self.schemas[self.version]
-
-    def new(self, **fields) -> dict:
-        """A new event of this type with these fields, checked by the schema:
+    def new(self, **fields) -> Event:
+        """A new event of this type with these fields, checked against its schema:
         a producer's mistake fails here, at its source, not in the consumer."""
         event = {
             "event_id": str(uuid.uuid4()),
             "type": self.routing_key,
             "version": self.version,
-            "occurred_at": datetime.now(UTC).isoformat(),
+            "occurred_at": datetime.now(UTC),
             **fields,
         }
-        errors = self.schema.validate(event)
-        if errors:
-            raise ValueError(f"not a valid {self.routing_key} event: {errors}")
-        return event
-
-    def load(self, body) -> dict:
-        """The event as this type's schema loads it; InvalidEvent if it doesn't fit."""
-        if not isinstance(body, dict):
-            raise InvalidEvent(f"a {self.routing_key} event must be a JSON object")
-        schema = self.schemas.get(body.get("version"))
-        if schema is None:
-            raise InvalidEvent(
-                f"{self.routing_key} version {body.get('version')!r} is not one of {sorted(self.schemas)}"
-            )
         try:
-            return schema.load(body)
-        except ma.ValidationError as exc:
-            raise InvalidEvent(exc.messages) from None
+            return msgspec.convert(event, self.structs[self.version])
+        except msgspec.ValidationError as exc:
+            raise ValueError(f"not a valid {self.routing_key} event: {exc}") from None
+
+    def decode(self, raw: bytes) -> Event:
+        """A received message body as this type's schema reads it; InvalidEvent if it
+        isn't one (not JSON, another type, a version not known, a field wrong)."""
+        try:
+            envelope = msgspec.json.decode(raw, type=_Envelope)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise InvalidEvent(f"not an event: {exc}") from None
+        if envelope.type != self.routing_key:
+            raise InvalidEvent(f"routed as {self.routing_key!r} but its type is {envelope.type!r}")
+        struct = self.structs.get(envelope.version)
+        if struct is None:
+            raise InvalidEvent(f"{self.routing_key} version {envelope.version} is not one of {sorted(self.structs)}")
+        try:
+            return msgspec.json.decode(raw, type=struct)
+        except msgspec.ValidationError as exc:
+            raise InvalidEvent(str(exc)) from None
+
+    def load(self, payload: dict) -> Event:
+        """An event as plain data (an outbox row's payload, say), read as decode() does."""
+        return self.decode(msgspec.json.encode(payload))
 
 
-ORDER_CREATED = EventType("order.created", 1, {1: OrderCreatedSchema()})
-INVENTORY_RESERVED = EventType("inventory.reserved", 1, {1: InventoryReservedSchema()})
-INVENTORY_REJECTED = EventType("inventory.rejected", 1, {1: InventoryRejectedSchema()})
+def payload(event: Event) -> dict:
+    """The event as plain JSON data: what the outbox stores and the relay sends."""
+    return msgspec.to_builtins(event)
+
+
+ORDER_CREATED = EventType("order.created", 1, {1: OrderCreated})
+INVENTORY_RESERVED = EventType("inventory.reserved", 1, {1: InventoryReserved})
+INVENTORY_REJECTED = EventType("inventory.rejected", 1, {1: InventoryRejected})
 
 BY_ROUTING_KEY = {
     event_type.routing_key: event_type for event_type in (ORDER_CREATED, INVENTORY_RESERVED, INVENTORY_REJECTED)
 }
-
-
-def decode(body, routing_key: str) -> tuple[EventType, dict]:
-    """The event type and the loaded event of a received message; InvalidEvent if
-    it isn't one we know, or claims another type than it was routed as."""
-    event_type = BY_ROUTING_KEY.get(routing_key)
-    if event_type is None:
-        raise InvalidEvent(f"no event type is routed as {routing_key!r}")
-    claimed = body.get("type") if isinstance(body, dict) else None
-    if claimed != routing_key:
-        raise InvalidEvent(f"routed as {routing_key!r} but its type is {claimed!r}")
-    return event_type, event_type.load(body)

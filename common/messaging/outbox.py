@@ -39,6 +39,7 @@ from sqlalchemy.sql import Executable
 
 from common import context
 from common.database import DATABASE_UNAVAILABLE
+from common.messaging.contracts import Event, payload
 from common.messaging.publisher import Outgoing
 
 log = logging.getLogger(__name__)
@@ -119,11 +120,11 @@ def statements(model: type[OutboxMixin]) -> Statements:
     )
 
 
-def message(event: dict) -> Outgoing:
-    """`event` as the outbox keeps it: routed by its type, and carrying the
-    request id in hand in its AMQP headers, so its consumer logs under it too."""
+def message(event: Event) -> Outgoing:
+    """`event` as the outbox keeps it: plain JSON data, routed by its type, and
+    carrying the request id in hand in its AMQP headers, so its consumer logs under it too."""
     request_id = context.request_id()
-    return Outgoing(event, event["type"], {context.AMQP_HEADER: request_id} if request_id else {})
+    return Outgoing(payload(event), event.type, {context.AMQP_HEADER: request_id} if request_id else {})
 
 
 def add(session: Session, model: type[OutboxMixin], messages: Iterable[Outgoing]) -> None:

@@ -6,12 +6,12 @@ relay's cost per event falls with the batch. Messages are persistent JSON, so
 a confirmed message survives a broker restart.
 """
 
-import json
 import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import msgspec
 from amqp.exceptions import AMQPError
 from kombu import Connection
 from kombu.exceptions import KombuError
@@ -67,7 +67,7 @@ class Publisher:
             event = message.event
             channel.basic_publish(
                 channel.prepare_message(
-                    json.dumps(event, separators=(",", ":")),
+                    msgspec.json.encode(event),
                     content_type="application/json",
                     content_encoding="utf-8",
                     headers=message.headers,

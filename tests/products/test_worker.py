@@ -68,7 +68,7 @@ def test_the_same_event_twice_takes_stock_once(worker, publish, make_product, st
     eventually(lambda: len(outcomes()) == 2)
     assert stock_of(product) == 6
     with products_app.app_context():
-        assert db.session.get(ProcessedEvent, event["event_id"]) is not None
+        assert db.session.get(ProcessedEvent, str(event.event_id)) is not None
 
 
 def test_an_invalid_event_is_dead_lettered_and_the_next_one_handled(worker, publish, broker, make_product, stock_of):
@@ -164,7 +164,7 @@ def test_a_worker_killed_between_its_commit_and_its_ack_loses_and_doubles_nothin
     def claimed():
         """the event's claim is committed"""
         with products_app.app_context():
-            return db.session.get(ProcessedEvent, event["event_id"]) is not None
+            return db.session.get(ProcessedEvent, str(event.event_id)) is not None
 
     eventually(claimed, deadline=15)
     assert stock_of(product) == 7

@@ -1,26 +1,25 @@
 """Fixtures for the messaging machinery: a queue and an event type of the tests'
 own, and consumers whose unit of work runs in the products test database."""
 
-import marshmallow as ma
 import pytest
 from kombu import Connection
 from sqlalchemy import func, select
 
 from common.messaging import topology
 from common.messaging.consumer import EventConsumer
-from common.messaging.contracts import EventSchema, EventType
+from common.messaging.contracts import Event, EventType, payload
 from common.messaging.publisher import Outgoing, Publisher
 from products.models import OutboxMessage, ProcessedEvent, Product, db
 from tests.support import running
 
 
-class NoteSchema(EventSchema):
+class Note(Event, kw_only=True, frozen=True):
     """test.note: a note; a handler that takes it stores a product named after it."""
 
-    note = ma.fields.String(required=True)
+    note: str
 
 
-NOTE = EventType("test.note", 1, {1: NoteSchema()})
+NOTE = EventType("test.note", 1, {1: Note})
 TEST_QUEUE = topology.event_queue("test.notes", NOTE.routing_key)
 
 
@@ -39,7 +38,8 @@ def send(amqp_url, test_queue):
     publisher = Publisher(amqp_url)
 
     def _send(*events):
-        publisher.publish([Outgoing(event, NOTE.routing_key) for event in events])
+        bodies = [payload(event) if isinstance(event, Event) else event for event in events]
+        publisher.publish([Outgoing(body, NOTE.routing_key) for body in bodies])
 
     yield _send
     publisher.close()
@@ -60,7 +60,7 @@ def send_raw(amqp_url, test_queue):
     return _send
 
 
-def note(text: str) -> dict:
+def note(text: str) -> Note:
     return NOTE.new(note=text)
 
 
@@ -74,10 +74,10 @@ class StoreNote:
         self.fail = fail
 
     def __call__(self, event):
-        self.calls.append(event["note"])
+        self.calls.append(event.note)
         self.fail(event)
-        db.session.add(Product(name=event["note"], price=1, quantity=1, created_by=1))
-        return [NOTE.new(note=f"stored {event['note']}")]
+        db.session.add(Product(name=event.note, price=1, quantity=1, created_by=1))
+        return [NOTE.new(note=f"stored {event.note}")]
 
 
 @pytest.fixture

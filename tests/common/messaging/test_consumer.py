@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
 from common.messaging import topology
-from common.messaging.contracts import InvalidEvent
+from common.messaging.contracts import InvalidEvent, payload
 from products.models import ProcessedEvent, db
 from tests.common.messaging.conftest import StoreNote, note
 from tests.support import eventually, queue_depth
@@ -26,7 +26,7 @@ def dead_letters(broker):
 
 def fail_on(text, error):
     def fail(event):
-        if event["note"] == text:
+        if event.note == text:
             raise error
 
     return fail
@@ -169,7 +169,7 @@ def test_nothing_is_acked_before_its_commit(consume, send, stored, broker, test_
 
 
 def test_an_older_consumer_takes_a_newer_event_with_an_added_field(consume, send, stored, broker, test_queue):
-    newer = {**note("from the future"), "colour": "green"}  # a field this consumer doesn't know
+    newer = {**payload(note("from the future")), "colour": "green"}  # a field this consumer doesn't know
     with consume(StoreNote()):
         send(newer)
         eventually(lambda: stored.notes() == ["from the future"])

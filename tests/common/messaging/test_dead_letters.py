@@ -5,6 +5,7 @@ from kombu import Connection
 
 from common.messaging import dead_letters as dlq
 from common.messaging import topology
+from common.messaging.contracts import payload
 from tests.common.messaging.conftest import note
 from tests.support import eventually, queue_depth
 
@@ -20,7 +21,7 @@ def dead_letter(amqp_url, broker):
     SOURCE(broker.default_channel).purge()
 
     def _dead_letter():
-        event = note("dead")
+        event = payload(note("dead"))
         with broker.Producer() as producer:
             producer.publish(event, exchange=topology.EVENTS, routing_key="test.dlq", message_id=event["event_id"])
         message = eventually(lambda: SOURCE(broker.default_channel).get(no_ack=False))
