@@ -24,8 +24,12 @@ NAMING_CONVENTION = {
 # these out, and requests answer 503 with Retry-After.
 DATABASE_UNAVAILABLE = (OperationalError, InterfaceError)
 
-# A pooled connection idle for longer than this is checked before use.
-IDLE_CHECK_AFTER = 10.0
+# A pooled connection idle for longer than this is checked before use. Short, so
+# that after a PostgreSQL restart a process finds out without failing a request
+# unless one of its connections was in use at the time; the pool hands out its
+# most recently used connection first (pool_use_lifo), so under load the
+# connections in use stay warm and are never pinged.
+IDLE_CHECK_AFTER = 1.0
 
 # JSONB columns (the outbox's payloads) encoded and decoded by msgspec: several
 # times faster than the json module on the relays' and workers' hot paths.
@@ -46,8 +50,8 @@ def survive_restarts(engine: Engine) -> None:
 
     SQLAlchemy's pool_pre_ping pings on every checkout: under load that is one
     extra round trip per request for nothing. Instead, a connection that has sat
-    idle in the pool for a while is pinged before use (an idle service finds out
-    about a restart before a request does), and a connection that breaks in use
+    idle in the pool for over a second is pinged before use (a quiet service finds
+    out about a restart before a request does), and a connection that breaks in use
     makes SQLAlchemy discard every connection of the pool opened before the
     break: after a restart under load only the requests in flight fail, with a
     503, and the next ones reconnect.

@@ -105,6 +105,7 @@ class Settings:
                 "pool_size": self.db_pool_size,
                 "max_overflow": self.db_pool_overflow,
                 "pool_timeout": 5,
+                "pool_use_lifo": True,  # common/database.py: idle connections are the ones checked
                 # An UPDATE of many rows (a batch's products, say) in pages of 100 a
                 # round trip, not one each (psycopg2's execute_batch).
                 "executemany_mode": "values_plus_batch",

@@ -48,6 +48,29 @@ class NativeStack:
     def start(self, name):
         self._stack("start", name)  # returns once it is healthy
 
+    def scale(self, spec: str):
+        """Run this many copies of these processes (scripts/stack up --scale); returns once healthy."""
+        subprocess.run(
+            [str(ROOT / "scripts" / "stack"), "up", "--native", "--scale", spec],
+            check=True,
+            cwd=ROOT,
+            capture_output=True,
+        )
+
+    def copy_names(self, process: str) -> list[str]:
+        """The running copies of a process: products-worker, products-worker.2, ..."""
+        pids = (ROOT / "var" / "run").glob(f"{process}*.pid")
+        return sorted(
+            path.stem for path in pids if path.stem == process or path.stem.removeprefix(f"{process}.").isdigit()
+        )
+
+    def logs_of_copies(self, process: str) -> dict[str, str]:
+        """Each running copy's log, by copy."""
+        return {
+            name: (ROOT / "var" / "log" / f"{name}.log").read_text(errors="replace")
+            for name in self.copy_names(process)
+        }
+
     def restart_database(self):
         # The host's cluster (this kind of machine runs one, at /etc/postgresql/<version>/main).
         version = sorted(os.listdir("/etc/postgresql"))[-1]
@@ -148,6 +171,13 @@ class DockerStack:
         container = self._containers()[name]
         container.reload()
         return container.attrs["State"]["StartedAt"]
+
+    def copy_names(self, process: str) -> list[str]:
+        """One container per compose service here: the copy is the service."""
+        return [process]
+
+    def logs_of_copies(self, process: str) -> dict[str, str]:
+        return {process: self._containers()[process].logs().decode(errors="replace")}
 
     def restart_database(self):
         container = self._containers()["postgres"]

@@ -1,10 +1,17 @@
 """Breaking things on purpose, through the gateway: no order is lost, double
-counted or oversold. Each test restores what it broke, even when it fails."""
+counted or oversold. Each test restores what it broke, even when it fails.
+
+Natively the module runs twice: with one copy of every process, and scaled out
+(several copies of every worker, relay and web service, as `scripts/stack up
+--scale` runs them), where the copies must share the work and still never
+handle an event twice.
+"""
 
 import os
 import random
 import threading
 import time
+import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
@@ -15,6 +22,29 @@ from tests.support import eventually
 pytestmark = pytest.mark.e2e
 
 SETTLE_DEADLINE = 60.0
+ONE_EACH = "products-worker=1,orders-worker=1,products-relay=1,orders-relay=1,products=1,orders=1"
+SCALED_OUT = "products-worker=3,orders-worker=2,products-relay=2,orders-relay=2,products=2,orders=2"
+# The docker stack runs one of each here (compose scales with --scale; its tests don't).
+SCALES = [ONE_EACH] if os.environ.get("SHOP_STACK") == "docker" else [ONE_EACH, SCALED_OUT]
+
+
+def copies(spec: str, process: str) -> int:
+    return int(dict(item.split("=") for item in spec.split(",")).get(process, 1))
+
+
+@pytest.fixture(scope="module", params=SCALES, ids=lambda spec: "scaled-out" if spec == SCALED_OUT else "one-each")
+def scale(request, stack):
+    """The stack at this scale for the module's tests; one of each again afterwards."""
+    if request.param != ONE_EACH:
+        stack.scale(request.param)
+    yield request.param
+    if request.param != ONE_EACH:
+        stack.scale(ONE_EACH)
+
+
+@pytest.fixture(autouse=True)
+def _at_scale(scale):
+    """Every test here runs at each scale."""
 
 
 @pytest.fixture
@@ -69,6 +99,39 @@ def shop(gateway, session_user, create_product):
     shop = Shop()
     shop.create_product = create_product
     return shop
+
+
+def test_the_copies_share_the_work_and_handle_nothing_twice(shop, gateway, session_user, stack, scale):
+    product = shop.create_product(quantity=1000)["id"]
+    run = uuid.uuid4().hex[:8]
+    request_ids = [f"share-{run}-{number:04d}" for number in range(120)]  # none a part of another
+
+    def place(request_id):
+        response = gateway.post(
+            "/orders",
+            json={"items": [{"product_id": product, "quantity": 1}]},
+            headers={**session_user[1], "X-Request-ID": request_id},
+        )
+        assert response.status_code == 201, response.text
+        return response.json()["id"]
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        order_ids = list(pool.map(place, request_ids))
+    assert set(shop.settle(order_ids).values()) == {"CONFIRMED"}
+    assert shop.stock(product) == 1000 - len(order_ids)
+
+    for process in ("orders-relay", "products-worker", "products-relay", "orders-worker"):
+
+        def seen_by_every_copy(process=process):
+            """every request id is in the log of exactly one copy, and every copy has some"""
+            logs = stack.logs_of_copies(process)
+            handled = {name: {rid for rid in request_ids if rid in text} for name, text in logs.items()}
+            return all(handled.values()) and sorted(rid for got in handled.values() for rid in got) == sorted(
+                request_ids
+            )
+
+        eventually(seen_by_every_copy, deadline=20)
+        assert len(stack.logs_of_copies(process)) == copies(scale, process)
 
 
 def test_concurrent_orders_never_oversell(shop):
@@ -203,7 +266,8 @@ def test_soak_orders_while_workers_crash(shop, stack):
         rng = random.Random(int(os.environ.get("SOAK_SEED", "7")))
         while not done.is_set():
             time.sleep(rng.uniform(0.3, 1.5))
-            victim = rng.choice(["products-worker", "orders-worker"])
+            # One copy of a worker (all there is, when there is one).
+            victim = rng.choice(stack.copy_names("products-worker") + stack.copy_names("orders-worker"))
             stack.stop(victim, kill=True)
             time.sleep(rng.uniform(0.1, 0.8))
             stack.start(victim)
