@@ -41,7 +41,7 @@ import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -115,7 +115,8 @@ def _stack_groups() -> dict[int, str]:
     groups = {}
     for pidfile in RUN.glob("*.pid"):
         try:
-            groups[int(pidfile.read_text())] = pidfile.stem
+            # A copy (products-worker.2, from `scripts/stack up --scale`) counts for its process.
+            groups[int(pidfile.read_text())] = pidfile.stem.split(".")[0]
         except ValueError:
             pass
     return groups
@@ -517,6 +518,7 @@ def lag_stats(orders: list[dict], start: float, end: float, load_end: float) -> 
         by_status[order["status"]] += 1
     last = max((parse_time(o["settled_at"]) for o in settled), default=None)
     return {
+        "lags_s": sorted(lags),  # for the plots
         "orders": len(mine),
         "unsettled": len(mine) - len(settled),
         "by_status": dict(by_status),
@@ -544,20 +546,28 @@ def stack(*argv: str) -> None:
     subprocess.run([str(ROOT / "scripts" / "stack"), *argv], check=True, capture_output=True, text=True)
 
 
-def broker_phase(args, files, users, direct: bool) -> dict:
-    """products-worker alone: stop it, queue orders, start it, time the backlog."""
+def broker_phase(args, files, users, direct: bool, workers: int) -> dict:
+    """`workers` products-workers on a backlog: stop them, queue orders, start them, time the drain.
+
+    The drain is timed from the first event the workers claim to the last (the
+    products database's processed_events, polled 20 times a second), so their
+    start-up doesn't count.
+    """
     import psycopg2
 
     queue = "products.order-created"
-    result = {}
-    products_db = None
-    try:
-        products_db = psycopg2.connect(args.products_db, connect_timeout=3)
-        products_db.autocommit = True
-    except psycopg2.Error as exc:
-        print(f"  (no access to the products database, {exc}; timing the queue instead)", file=sys.stderr)
+    result = {"workers": workers}
+    products_db = psycopg2.connect(args.products_db, connect_timeout=3)
+    products_db.autocommit = True
+
+    def claimed() -> int:
+        with products_db.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM processed_events")
+            return cursor.fetchone()[0]
+
+    stack("up", "--scale", f"products-worker={workers}")
     depth_before = queue_depth(args.amqp_url, queue)
-    stack("stop", "products-worker")
+    stack("stop", "products-worker")  # every copy
     try:
         target = {"order": (args.orders_url if direct else args.gateway, 8)}
         placing = run_wrk("broker", target, args.broker_seconds, files, "header" if direct else "bearer", args)
@@ -575,42 +585,34 @@ def broker_phase(args, files, users, direct: bool) -> dict:
             time.sleep(0.5)
         backlog = queue_depth(args.amqp_url, queue)
         result["queue_depth"] = backlog
-        print(f"  {backlog} OrderCreated events queued; starting products-worker", file=sys.stderr, flush=True)
-        started_wall = datetime.now(UTC)
-        started = time.monotonic()
+        print(
+            f"  {backlog} OrderCreated events queued; starting {workers} products-worker(s)",
+            file=sys.stderr,
+            flush=True,
+        )
+        before = claimed()
+        started, started_wall = time.monotonic(), time.time()
         stack("start", "products-worker")
-        # Done when the queue is empty and (if we can see it) the products side has
-        # recorded an outcome for every event.
+        first = None
         while time.monotonic() - started < 300:
-            if products_db is not None:
-                with products_db.cursor() as cursor:
-                    cursor.execute(
-                        "SELECT count(*), min(processed_at), max(processed_at) FROM processed_events "
-                        "WHERE processed_at >= %s",
-                        (started_wall,),
-                    )
-                    count, first, last_at = cursor.fetchone()
-                if count >= backlog:
-                    result["events"] = count
-                    result["span_s"] = (last_at - first).total_seconds()
-                    result["events_per_s"] = (count - 1) / max(result["span_s"], 1e-6)
-                    break
-            elif queue_depth(args.amqp_url, queue) == 0:
-                result["events"] = backlog
-                result["span_s"] = time.monotonic() - started
-                result["events_per_s"] = backlog / result["span_s"]
-                result["note"] = "queue drain time, includes the worker's start-up"
+            done, now = claimed() - before, time.monotonic()
+            if done and first is None:
+                first = (now, done)
+            if done >= backlog:
+                result["events"] = done
+                result["span_s"] = now - first[0]
+                result["events_per_s"] = (done - first[1]) / max(result["span_s"], 1e-6)
                 break
-            time.sleep(0.5)
+            time.sleep(0.05)
         result["drain_incl_startup_s"] = time.monotonic() - started
     finally:
-        # Whatever happened: products-worker runs again.
+        # Whatever happened: products-worker runs again, one copy.
         try:
             stack("start", "products-worker")
+            stack("up", "--scale", "products-worker=1")
         except subprocess.CalledProcessError as exc:
             print(f"bench: could not restart products-worker: {exc.stdout}{exc.stderr}", file=sys.stderr)
-        if products_db is not None:
-            products_db.close()
+        products_db.close()
     # End to end: every queued order settled (through products-relay and orders-worker too).
     orders = wait_settled(args, users, direct, 0, 120)
     settled = [
@@ -619,8 +621,17 @@ def broker_phase(args, files, users, direct: bool) -> dict:
         if o["settled_at"] and placing.started <= parse_time(o["created_at"]) < placing.ended
     ]
     if settled:
-        result["all_settled_after_start_s"] = max(settled) - started_wall.timestamp()
+        result["all_settled_after_start_s"] = max(settled) - started_wall
     return result
+
+
+def idle_phase(seconds: float) -> dict:
+    """What the stack costs doing nothing: CPU of its processes over `seconds` without load."""
+    before = cpu_snapshot()
+    time.sleep(seconds)
+    cpu = cpu_usage(before, cpu_snapshot())
+    stack_cores = sum(c for group, c in cpu["cores"].items() if group not in NOT_THE_SYSTEM)
+    return {"seconds": seconds, "cores": cpu["cores"], "stack_cores": stack_cores}
 
 
 # -- gateway cost ---------------------------------------------------------------------------
@@ -801,24 +812,27 @@ def report(summary: dict) -> str:
             f"the last settled {fmt_s(lag['drained_after_end_s'])} after the load stopped"
             + (f"; {lag['unsettled']} NOT SETTLED" if lag["unsettled"] else "")
         )
-    broker = summary.get("broker")
-    if broker:
+    for broker in summary.get("broker") or []:
         add("")
-        add("broker side (products-worker alone, working off a backlog):")
+        add(f"broker side ({broker['workers']} products-worker(s) working off a backlog):")
         if "events_per_s" in broker:
             add(
-                f"  {broker['events']} OrderCreated events in {broker['span_s']:.2f}s: "
-                f"{broker['events_per_s']:.0f} events/s settled by one products-worker"
-                + (f" ({broker['note']})" if broker.get("note") else "")
+                f"  {broker['events']} OrderCreated events: {broker['events_per_s']:.0f} events/s "
+                f"from the first claim to the last ({broker['span_s']:.2f}s)"
             )
         else:
-            add("  the worker did not finish the backlog in time")
+            add("  the workers did not finish the backlog in time")
         if "all_settled_after_start_s" in broker:
             add(
-                f"  all those orders CONFIRMED/REJECTED {broker['all_settled_after_start_s']:.2f}s after the worker "
+                f"  all those orders CONFIRMED/REJECTED {broker['all_settled_after_start_s']:.2f}s after the workers "
                 f"started (~{broker['orders_queued'] / broker['all_settled_after_start_s']:.0f} orders/s end to end, "
                 "through products-relay and orders-worker)"
             )
+    idle = summary.get("idle")
+    if idle:
+        parts = ", ".join(f"{group} {cores:.3f}" for group, cores in idle["cores"].items() if cores >= 0.0005)
+        add("")
+        add(f"the stack idle ({idle['seconds']:.0f}s): {idle['stack_cores']:.1%} of a core ({parts})")
     for name, phase in summary["phases"].items():
         if phase.get("cpu"):
             cpu = phase["cpu"]
@@ -894,6 +908,17 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--broker-seconds", type=float, default=5, help="seconds of orders queued for the products-worker run (0: skip)"
     )
+    parser.add_argument(
+        "--workers",
+        type=lambda text: [int(n) for n in text.split(",")],
+        default=[1],
+        metavar="N,N,...",
+        help="products-workers on the backlog, one run per count (scripts/stack up --scale): e.g. 1,2,4",
+    )
+    parser.add_argument("--idle", type=float, default=10, help="seconds of the idle stack's CPU first (0: skip)")
+    parser.add_argument(
+        "--plots", type=Path, help="also draw the run's plots (scripts/bench_plots.py) into this directory"
+    )
     parser.add_argument("--gateway", default=os.environ.get("BENCH_GATEWAY", "http://127.0.0.1:8000"))
     parser.add_argument("--products-url", default=os.environ.get("BENCH_PRODUCTS_URL", "http://127.0.0.1:8102"))
     parser.add_argument("--orders-url", default=os.environ.get("BENCH_ORDERS_URL", "http://127.0.0.1:8103"))
@@ -915,6 +940,10 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     check_stack(args)
+    idle = None
+    if args.idle:
+        print(f"the stack idle for {args.idle:.0f}s", file=sys.stderr, flush=True)
+        idle = idle_phase(args.idle)
     direct = direct_available(args)
     if not direct:
         print("bench: the services don't answer on their own addresses; no gateway cost", file=sys.stderr)
@@ -995,6 +1024,7 @@ def main(argv=None) -> int:
             "cost_rounds": args.cost_rounds,
             "settlement": {},
             "vacuum": vacuumed,
+            "idle": idle,
         }
 
         if "order" in connections and phases:
@@ -1006,12 +1036,15 @@ def main(argv=None) -> int:
                     summary["settlement"][name] = lag_stats(orders, started, window_end, ended)
 
         if args.broker_seconds:
-            print(
-                f"products-worker alone: stopped while {args.broker_seconds:.0f}s of orders queue up, then started",
-                file=sys.stderr,
-                flush=True,
-            )
-            summary["broker"] = broker_phase(args, files, users, direct)
+            summary["broker"] = []
+            for workers in args.workers:
+                print(
+                    f"{workers} products-worker(s) on a backlog: stopped while {args.broker_seconds:.0f}s of orders "
+                    "queue up, then started",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                summary["broker"].append(broker_phase(args, files, users, direct, workers))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -1021,6 +1054,11 @@ def main(argv=None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(summary, indent=2, default=str))
     print(f"numbers: {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}")
+    if args.plots:
+        import bench_plots  # scripts/ is on sys.path; matplotlib is imported only when plotting
+
+        for path in bench_plots.draw(summary, args.plots):
+            print(f"plot: {path}")
     errors = sum(r["errors"] for p in phases.values() for r in p.results.values())
     errors += sum(c[route]["errors"] for c in (costs or {}).values() for route in ("gateway", "direct"))
     return 0 if errors == 0 else 1

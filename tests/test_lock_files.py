@@ -55,13 +55,26 @@ def test_both_locks_pin_the_services_dependencies_alike():
     assert {name: test.get(name) for name in runtime} == runtime
 
 
+def test_the_benchs_lock_adds_its_tools_to_the_venvs_versions():
+    assert_pinned_within_ranges("requirements/bench.lock", requirements(("options.extras_require", "bench")))
+    bench, test = pins("requirements/bench.lock"), pins("requirements/test.lock")
+    shared = bench.keys() & test.keys()
+    assert shared >= pins("requirements/runtime.lock").keys()
+    assert {name: bench[name] for name in shared} == {name: test[name] for name in shared}
+
+
 def test_checkovs_lock_pins_checkov():
     # Its own venv (scripts/bootstrap): its pins clash with the project's.
     assert "checkov" in pins("requirements/checkov.lock")
 
 
 def test_every_pin_carries_hashes():
-    for lock in ("requirements/runtime.lock", "requirements/test.lock", "requirements/checkov.lock"):
+    for lock in (
+        "requirements/runtime.lock",
+        "requirements/test.lock",
+        "requirements/bench.lock",
+        "requirements/checkov.lock",
+    ):
         blocks = re.split(r"^(?=[A-Za-z0-9])", (ROOT / lock).read_text(), flags=re.M)
         for block in blocks:
             if PIN.match(block):
