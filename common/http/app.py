@@ -106,8 +106,9 @@ def _read_body():
 
 def _require_json_bodies():
     # Without this, a form or text body is read as "no JSON" and the client gets a
-    # confusing "missing field" 422 instead of being told what is wrong.
-    if request.method in ("POST", "PUT", "PATCH") and not request.is_json:
+    # confusing "missing field" 422 instead of being told what is wrong. A request
+    # with no body at all (POST /orders/1/cancel) has nothing to refuse.
+    if request.method in ("POST", "PUT", "PATCH") and request.get_data(cache=True) and not request.is_json:
         raise UnsupportedMediaType("Send the request body as JSON (Content-Type: application/json).")
 
 

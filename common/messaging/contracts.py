@@ -6,6 +6,7 @@ producer can send what its consumer would refuse. Producers, consumers and
 tests all use them; nobody writes an event dict by hand.
 
     order.created       orders → products   order_id, user_id, items [{product_id, quantity}]
+    order.cancelled     orders → products   order_id, user_id, items [{product_id, quantity}]
     inventory.reserved  products → orders   order_id
     inventory.rejected  products → orders   order_id, reason, shortages [{product_id, requested, available}]
 
@@ -65,7 +66,9 @@ class OrderLineSchema(ma.Schema):
     quantity = StrictInteger(required=True, validate=ma.validate.Range(min=1))
 
 
-class OrderCreatedSchema(EventSchema):
+class OrderLinesSchema(EventSchema):
+    """An event about an order as placed: its buyer and its lines."""
+
     order_id = _id()
     user_id = _id()
     items = ma.fields.List(ma.fields.Nested(OrderLineSchema), required=True, validate=ma.validate.Length(min=1))
@@ -75,6 +78,23 @@ class OrderCreatedSchema(EventSchema):
         ids = [line["product_id"] for line in items]
         if len(ids) != len(set(ids)):
             raise ma.ValidationError("Each product appears on one line only.")
+
+
+class OrderCreatedSchema(OrderLinesSchema):
+    pass
+
+
+class OrderCancelledSchema(OrderLinesSchema):
+    """The buyer cancelled the order: whatever stock it holds goes back. It names
+    the lines as placed, so products can lock them before it looks at what it
+    took (its own record of the reservation decides what is given back)."""
+
+    @ma.validates_schema(pass_original=True)
+    def not_an_outcome(self, data, original, **kwargs):
+        # A cancellation is the buyer's word, not an inventory outcome: one that
+        # carries a reason or shortages mixes up two events.
+        if isinstance(original, dict) and ({"reason", "shortages"} & original.keys()):
+            raise ma.ValidationError("A cancellation has no reason or shortages.")
 
 
 class ShortageSchema(ma.Schema):
@@ -144,11 +164,13 @@ class EventType:
 
 
 ORDER_CREATED = EventType("order.created", 1, {1: OrderCreatedSchema()})
+ORDER_CANCELLED = EventType("order.cancelled", 1, {1: OrderCancelledSchema()})
 INVENTORY_RESERVED = EventType("inventory.reserved", 1, {1: InventoryReservedSchema()})
 INVENTORY_REJECTED = EventType("inventory.rejected", 1, {1: InventoryRejectedSchema()})
 
 BY_ROUTING_KEY = {
-    event_type.routing_key: event_type for event_type in (ORDER_CREATED, INVENTORY_RESERVED, INVENTORY_REJECTED)
+    event_type.routing_key: event_type
+    for event_type in (ORDER_CREATED, ORDER_CANCELLED, INVENTORY_RESERVED, INVENTORY_REJECTED)
 }
 
 
