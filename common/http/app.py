@@ -112,9 +112,10 @@ def _require_json_bodies():
         raise UnsupportedMediaType("Send the request body as JSON (Content-Type: application/json).")
 
 
-def build_app(name: str, config: dict, db: SQLAlchemy, blueprints, package_dir: str, internal=()) -> Flask:
+def build_app(name: str, config: dict, db: SQLAlchemy, blueprints, package_dir: str, internal=(), pages=()) -> Flask:
     """`blueprints` are the service's API (documented, routed by the gateway);
-    `internal` ones are for other services only (not documented)."""
+    `internal` ones are for other services only (not documented); `pages` are
+    routed by the gateway but are no API (the docs page)."""
     app = Flask(name)
     app.config.update(
         API_TITLE=f"{name} service",
@@ -141,7 +142,7 @@ def build_app(name: str, config: dict, db: SQLAlchemy, blueprints, package_dir: 
     errors.register_error_handlers(app)
     for blueprint in blueprints:
         api.register_blueprint(blueprint)
-    for blueprint in internal:
+    for blueprint in (*internal, *pages):
         app.register_blueprint(blueprint)
     request_log.init_app(app)  # first: the request id must be set before anything can fail
     app.before_request(_read_body)

@@ -22,7 +22,16 @@ GATEWAY_URL = os.environ.get("SHOP_GATEWAY_URL", "http://127.0.0.1:8000")
 ISSUER = "shop-users"
 PASSWORD = "a-strong-password-123"
 # Every route behind the jwt plugin in kong.yml.
-PROTECTED = [("GET", "/users/me"), ("POST", "/products"), ("GET", "/orders"), ("POST", "/orders"), ("GET", "/orders/1")]
+PROTECTED = [
+    ("GET", "/users/me"),
+    ("POST", "/products"),
+    ("PATCH", "/products/1"),
+    ("POST", "/products/1/stock"),
+    ("GET", "/orders"),
+    ("POST", "/orders"),
+    ("GET", "/orders/1"),
+    ("POST", "/orders/1/cancel"),
+]
 
 
 # What answers on port 8000. Tests whose outcome depends on the gateway's own

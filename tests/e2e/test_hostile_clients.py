@@ -69,6 +69,10 @@ def body_for(method, path):
         return {"name": "Forged", "price": 1, "quantity": 1}
     if path == "/orders" and method == "POST":
         return {"items": [{"product_id": 1, "quantity": 1}]}
+    if method == "PATCH":
+        return {"price": 1}
+    if path.endswith("/stock"):
+        return {"add": 1}
     if path in ("/register", "/token"):
         return {"email": f"x-{uuid.uuid4().hex[:8]}@example.com", "password": PASSWORD}
     return None
