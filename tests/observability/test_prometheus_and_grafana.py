@@ -131,3 +131,16 @@ def test_the_dashboard_shows_what_the_issue_asks_for_from_the_provisioned_source
         assert metric in shown, metric
     assert {panel["datasource"]["uid"] for panel in dashboard["panels"]} == {source["uid"]}
     assert len({panel["id"] for panel in dashboard["panels"]}) == len(dashboard["panels"])
+
+
+def test_up_observability_adds_prometheus_to_the_native_stack(monkeypatch, tmp_path):
+    monkeypatch.setattr(native_stack, "OBSERVABILITY_FILE", tmp_path / "observability")
+    assert native_prometheus.NAME not in [proc.name for proc in native_stack.processes({})]
+
+    (tmp_path / "observability").touch()  # what `up --observability` leaves until `down`
+    procs = native_stack.processes({})
+
+    [prometheus] = [proc for proc in procs if proc.name == native_prometheus.NAME]
+    assert prometheus.argv[0] == "prometheus"
+    assert prometheus.health_url == f"{native_prometheus.url()}/-/ready"
+    assert procs[-1].name == "gateway"  # still last: `up` starts it once its upstreams answer

@@ -25,6 +25,13 @@ def test_a_constructor_builds_a_complete_event_that_its_consumer_accepts():
         (contracts.ORDER_CREATED, {"order_id": 7, "user_id": 1, "items": []}),
         (contracts.ORDER_CREATED, {"order_id": 7, "user_id": 1, "items": [{"product_id": 3, "quantity": 1}] * 2}),
         (contracts.ORDER_CREATED, {"order_id": "7", "user_id": 1, "items": [{"product_id": 3, "quantity": 1}]}),
+        (contracts.ORDER_CANCELLED, {"order_id": 7, "user_id": 1, "items": []}),
+        (contracts.ORDER_CANCELLED, {"order_id": 7, "user_id": 1, "items": [{"product_id": 3, "quantity": 1}] * 2}),
+        (contracts.ORDER_CANCELLED, {"order_id": 7, "user_id": 1, "items": [{"product_id": 3, "quantity": 0}]}),
+        (
+            contracts.ORDER_CANCELLED,
+            {"order_id": 7, "user_id": 1, "items": [{"product_id": 3, "quantity": 1}], "reason": "changed my mind"},
+        ),
         (contracts.INVENTORY_RESERVED, {"order_id": 7, "shortages": [SHORTAGE]}),
         (contracts.INVENTORY_RESERVED, {"order_id": 7, "reason": "no"}),
         (contracts.INVENTORY_REJECTED, {"order_id": 7, "shortages": [SHORTAGE]}),
@@ -35,6 +42,10 @@ def test_a_constructor_builds_a_complete_event_that_its_consumer_accepts():
         "no-lines",
         "a-product-twice",
         "id-as-string",
+        "cancelled-without-lines",
+        "cancelled-a-product-twice",
+        "cancelled-nothing-of-a-line",
+        "cancelled-with-a-reason",
         "reserved-with-shortages",
         "reserved-with-reason",
         "rejected-without-reason",
@@ -89,3 +100,10 @@ def test_a_consumer_upgraded_to_two_versions_takes_both():
     both = EventType("inventory.reserved", 1, {1: InventoryReservedSchema(), 2: ReservedV2()})
     assert both.new(order_id=7)["version"] == 1
     assert both.load({**both.new(order_id=7), "version": 2})["order_id"] == 7
+
+
+def test_a_cancellation_names_the_order_and_its_lines():
+    event = contracts.ORDER_CANCELLED.new(order_id=7, user_id=1, items=[{"product_id": 3, "quantity": 2}])
+
+    assert contracts.decode(event, "order.cancelled")[0] is contracts.ORDER_CANCELLED
+    assert contracts.ORDER_CANCELLED.load(event)["items"] == [{"product_id": 3, "quantity": 2}]
