@@ -92,8 +92,8 @@ def test_the_docs_show_every_operation_of_every_service(page):
     for service in SERVICES:
         open_document(page, service)
         assert shown_operations(page) == documented_operations(service), service
-    # The bearer scheme is there to authorize with (the protected operations show a lock).
-    assert page.locator(".btn.authorize").count() == 1
+        # Each document has the bearer scheme to authorize with.
+        assert page.locator(".btn.authorize").count() == 1, service
     assert all(url.startswith(GATEWAY_URL) for url in page.requested), [
         url for url in page.requested if not url.startswith(GATEWAY_URL)
     ]
@@ -117,3 +117,24 @@ def test_the_page_runs_get_products(page, create_product):
     shown = json.loads(body)
     assert shown["total"] >= 1 and shown == requests.get(f"{GATEWAY_URL}/products", timeout=10).json()
     assert [url for url in page.requested if urlsplit(url).path == "/products"], page.requested
+
+
+def test_the_page_authorizes_with_a_bearer_token_and_calls_a_protected_operation(page, session_user):
+    user_id, auth = session_user
+    page.goto(f"{GATEWAY_URL}/docs")
+    open_document(page, "users")
+
+    page.locator(".btn.authorize").click()
+    page.locator(".auth-container input").fill(auth["Authorization"].removeprefix("Bearer "))
+    page.locator(".auth-btn-wrapper button.authorize").click()
+    page.locator(".auth-btn-wrapper button.btn-done").click()
+    operation = page.locator(".opblock-get:has(.opblock-summary-path[data-path='/users/me'])")
+    operation.locator(".opblock-summary").click()
+    operation.locator("button.try-out__btn").click()
+    operation.locator("button.execute").click()
+
+    status = operation.locator(".live-responses-table tr.response .response-col_status").first
+    status.wait_for()
+    assert status.inner_text().strip() == "200"
+    body = operation.locator(".live-responses-table .response-col_description pre").first.inner_text()
+    assert json.loads(body)["id"] == user_id
