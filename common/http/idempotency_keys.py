@@ -108,7 +108,10 @@ def _claim(session, model, user_id: int, key: str, fingerprint: str, settings) -
     request holds it (its answer is there to replay). Waits for one that is running."""
     table = model.__table__
     expired = func.now() - func.make_interval(0, 0, 0, 0, 0, 0, settings.idempotency_key_ttl_seconds)
-    session.execute(select(func.set_config("lock_timeout", f"{int(settings.idempotency_wait_seconds * 1000)}ms", True)))
+    # How long to wait for a running duplicate: for this transaction only (is_local),
+    # so it bounds the view's own lock waits too, which are short anyway.
+    wait = f"{int(settings.idempotency_wait_seconds * 1000)}ms"
+    session.execute(select(func.set_config("lock_timeout", wait, True)))
     session.execute(delete(table).where(table.c.user_id == user_id, table.c.created_at < expired))
     try:
         inserted = session.execute(
@@ -121,9 +124,7 @@ def _claim(session, model, user_id: int, key: str, fingerprint: str, settings) -
         if getattr(error.orig, "pgcode", None) != LOCK_NOT_AVAILABLE:
             raise  # the database is away: the usual 503
         session.rollback()
-        abort(
-            409, message=f"A request with this {HEADER} is still running; retry shortly.", headers={"Retry-After": "1"}
-        )
+        abort(409, message=f"A request with this {HEADER} is still running; retry shortly.", headers=RETRY_SOON)
     return inserted is not None
 
 
