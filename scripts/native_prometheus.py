@@ -43,8 +43,12 @@ def config(targets: dict[str, list[tuple[str, str]]], rules: Path = RULES) -> di
     }
 
 
-def write(path: Path, targets: dict[str, list[tuple[str, str]]]) -> None:
-    path.write_text(yaml.safe_dump(config(targets), sort_keys=False))
+def write(path: Path, targets: dict[str, list[tuple[str, str]]]) -> bool:
+    """Write the config; True if it changed (a running Prometheus must read it again)."""
+    text = yaml.safe_dump(config(targets), sort_keys=False)
+    before = path.read_text() if path.exists() else ""
+    path.write_text(text)
+    return text != before
 
 
 def argv(config_path: Path, data_dir: Path, listen: str | None = None) -> list[str]:

@@ -384,7 +384,11 @@ def up(args) -> int:
         OBSERVABILITY_FILE.touch()
     gateway_changed = write_gateway_config(secrets_env, scale)
     if OBSERVABILITY_FILE.exists():
-        native_prometheus.write(VAR / "prometheus.yml", scrape_targets(processes({}, scale)))
+        procs = processes({}, scale)
+        if native_prometheus.write(VAR / "prometheus.yml", scrape_targets(procs)):
+            # Other targets (a new --scale): restarted below with the new config.
+            [prometheus] = [proc for proc in procs if proc.name == native_prometheus.NAME]
+            stop(prometheus)
 
     procs = processes(secrets_env, scale)
     gateway = procs[-1]
