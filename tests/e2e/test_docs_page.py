@@ -86,6 +86,19 @@ def open_document(page, service: str) -> None:
     page.wait_for_selector(f".information-container .title:has-text('{service} service')")
 
 
+def try_it_out(page, path: str) -> tuple[str, str]:
+    """GET `path` as a person would on the page: open it, "Try it out", "Execute";
+    the status and body it shows."""
+    operation = page.locator(f".opblock-get:has(.opblock-summary-path[data-path='{path}'])")
+    operation.locator(".opblock-summary").click()
+    operation.locator("button.try-out__btn").click()
+    operation.locator("button.execute").click()
+    status = operation.locator(".live-responses-table tr.response .response-col_status").first
+    status.wait_for()
+    body = operation.locator(".live-responses-table .response-col_description pre").first.inner_text()
+    return status.inner_text().strip(), body
+
+
 def test_the_docs_show_every_operation_of_every_service(page):
     page.goto(f"{GATEWAY_URL}/docs")
 
@@ -104,15 +117,9 @@ def test_the_page_runs_get_products(page, create_product):
     page.goto(f"{GATEWAY_URL}/docs")
     open_document(page, "products")
 
-    operation = page.locator(".opblock-get:has(.opblock-summary-path[data-path='/products'])")
-    operation.locator(".opblock-summary").click()
-    operation.locator("button.try-out__btn").click()
-    operation.locator("button.execute").click()
+    status, body = try_it_out(page, "/products")
 
-    status = operation.locator(".live-responses-table tr.response .response-col_status").first
-    status.wait_for()
-    assert status.inner_text().strip() == "200"
-    body = operation.locator(".live-responses-table .response-col_description pre").first.inner_text()
+    assert status == "200"
     # What the page got is the catalog, as the API answers it (product among it).
     shown = json.loads(body)
     assert shown["total"] >= 1 and shown == requests.get(f"{GATEWAY_URL}/products", timeout=10).json()
@@ -128,13 +135,7 @@ def test_the_page_authorizes_with_a_bearer_token_and_calls_a_protected_operation
     page.locator(".auth-container input").fill(auth["Authorization"].removeprefix("Bearer "))
     page.locator(".auth-btn-wrapper button.authorize").click()
     page.locator(".auth-btn-wrapper button.btn-done").click()
-    operation = page.locator(".opblock-get:has(.opblock-summary-path[data-path='/users/me'])")
-    operation.locator(".opblock-summary").click()
-    operation.locator("button.try-out__btn").click()
-    operation.locator("button.execute").click()
+    status, body = try_it_out(page, "/users/me")
 
-    status = operation.locator(".live-responses-table tr.response .response-col_status").first
-    status.wait_for()
-    assert status.inner_text().strip() == "200"
-    body = operation.locator(".live-responses-table .response-col_description pre").first.inner_text()
+    assert status == "200"
     assert json.loads(body)["id"] == user_id
