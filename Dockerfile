@@ -1,6 +1,7 @@
 # The images of the shop, from one Dockerfile (build context: the repo root):
 #   docker build --build-arg SERVICE=products -t shop/products:local .   # users, products or orders
 #   docker build --target kong-config -t shop/kong-config:local .        # renders kong.yml for Kong
+#   docker build --target prometheus -t shop/prometheus:local .          # (and grafana): the observability profile
 # A service's image also runs its background processes (products.worker, orders.relay, ...).
 FROM python:3.11.14-slim-bookworm AS base
 
@@ -50,6 +51,24 @@ RUN chmod 0644 /app/kong.yml \
     && install -d -o app -g app -m 0750 /kong-config
 USER 10001:10001
 CMD ["sh", "-c", "python -m kong render --config /app/kong.yml --out /kong-config/kong.yml && chmod 0640 /kong-config/kong.yml"]
+
+
+# Prometheus and Grafana for `docker compose --profile observability up`, with
+# their configuration built in (as kong.yml is built into kong-config: no host
+# file is mounted). Pinned like every other image.
+FROM prom/prometheus:v2.53.4 AS prometheus
+COPY observability/prometheus/prometheus.yml observability/prometheus/alerts.yml /etc/prometheus/
+USER 0
+# Readable by the image's nobody (65534) whatever modes the files had on the build host.
+RUN chmod 0644 /etc/prometheus/prometheus.yml /etc/prometheus/alerts.yml
+USER 65534:65534
+
+FROM grafana/grafana:11.5.2 AS grafana
+COPY observability/grafana/provisioning/ /etc/grafana/provisioning/
+COPY observability/grafana/dashboards/ /var/lib/grafana/dashboards/
+USER 0
+RUN chmod -R u=rwX,go=rX /etc/grafana/provisioning /var/lib/grafana/dashboards
+USER 472
 
 
 # A service: users, products or orders. Last, so a plain `docker build` ends here.

@@ -48,6 +48,13 @@ CONSUMER_BATCH = Histogram(
     buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500),
 )
 
+# Observed by orders-worker for each order it settles, once its transaction commits.
+SETTLEMENT_LAG = Histogram(
+    "shop_order_settlement_lag_seconds",
+    "From an order's creation to its settlement (settled_at - created_at)",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0),
+)
+
 
 def exposition() -> tuple[bytes, str]:
     """The metrics page of this process (all Gunicorn workers together, if any)."""

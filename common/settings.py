@@ -70,6 +70,10 @@ class Settings:
     # -- orders: the products service's internal API
     products_url: str = field(default=f"http://127.0.0.1:{PRODUCTS_INTERNAL_PORT}", metadata=_env("PRODUCTS_URL"))
     products_timeout_ms: int = field(default=1000, metadata=_env("PRODUCTS_TIMEOUT_MS"))
+    # -- POSTs that create (common/http/idempotency_keys.py): how long an
+    # Idempotency-Key is remembered, and how long a duplicate waits for the first
+    idempotency_key_ttl_seconds: int = field(default=86400, metadata=_env("IDEMPOTENCY_KEY_TTL_SECONDS"))
+    idempotency_wait_seconds: float = field(default=10.0, metadata=_env("IDEMPOTENCY_WAIT_SECONDS"))
     # -- users: signing tokens (the gateway verifies them)
     jwt_secret: str = field(default="", metadata=_env("JWT_SECRET"))
     # Must equal the consumer key in kong.yml: that is how the gateway finds the secret.

@@ -1,23 +1,40 @@
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, CheckConstraint, DateTime, ForeignKey, Identity, Integer, Numeric, String, Text, func
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    func,
+    true,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from common.database import make_db
+from common.http.idempotency_keys import IdempotencyKeyMixin
 from common.messaging.idempotency import ProcessedEventMixin
 from common.messaging.outbox import OutboxMixin
 
 db = make_db()
 
 # An order is PENDING until products-worker has tried to reserve its stock, then
-# CONFIRMED or REJECTED for good.
-PENDING, CONFIRMED, REJECTED = "PENDING", "CONFIRMED", "REJECTED"
+# CONFIRMED or REJECTED; its buyer may cancel it while it is PENDING or
+# CONFIRMED. REJECTED and CANCELLED are for good.
+PENDING, CONFIRMED, REJECTED, CANCELLED = "PENDING", "CONFIRMED", "REJECTED", "CANCELLED"
 
 
 class Order(db.Model):
     __tablename__ = "orders"
-    __table_args__ = (CheckConstraint(f"status IN ('{PENDING}', '{CONFIRMED}', '{REJECTED}')", name="status_known"),)
+    __table_args__ = (
+        CheckConstraint(f"status IN ('{PENDING}', '{CONFIRMED}', '{REJECTED}', '{CANCELLED}')", name="status_known"),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     # The gateway-verified caller; every read filters on it.
@@ -28,6 +45,10 @@ class Order(db.Model):
     total: Mapped[Decimal] = mapped_column(Numeric(14, 2))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     settled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # False for orders placed before cancelling existed: products kept no record
+    # of what they took, so it couldn't give it back (orders/cancelling.py).
+    cancellable: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
 
     items: Mapped[list["OrderItem"]] = relationship(
         back_populates="order", order_by="OrderItem.id", cascade="all, delete-orphan", lazy="selectin"
@@ -54,4 +75,8 @@ class ProcessedEvent(ProcessedEventMixin, db.Model):
 
 
 class OutboxMessage(OutboxMixin, db.Model):
-    """OrderCreated events, written with the order."""
+    """OrderCreated and OrderCancelled events, written with the change they announce."""
+
+
+class IdempotencyKey(IdempotencyKeyMixin, db.Model):
+    """The answers to POST /orders sent with an Idempotency-Key."""

@@ -38,7 +38,8 @@ class OutOfStock(Exception):
 
 
 def place(user_id: int, lines: list[dict]) -> dict:
-    """The order as created (PENDING): stored, with its event, in one transaction."""
+    """The order as created (PENDING), added with its event to the session's
+    transaction; the caller commits (the route's idempotent())."""
     wanted = {line["product_id"]: line["quantity"] for line in lines}
     products = current_app.extensions["catalog"].lookup(list(wanted))
     missing = [product_id for product_id in wanted if product_id not in products]
@@ -58,8 +59,6 @@ def place(user_id: int, lines: list[dict]) -> dict:
         order_id=order_id, user_id=user_id, items=[{"product_id": pid, "quantity": qty} for pid, qty in wanted.items()]
     )
     outbox.add(db.session, OutboxMessage, [outbox.message(event)])
-    db.session.commit()
-    outbox.notify(db.session)
     return {
         "id": order_id,
         "status": PENDING,
@@ -68,4 +67,5 @@ def place(user_id: int, lines: list[dict]) -> dict:
         "items": items,
         "created_at": created_at,
         "settled_at": None,
+        "cancelled_at": None,
     }

@@ -1,17 +1,19 @@
 from flask_smorest import abort
 
 from common.http.app import PROTECTED, Blueprint
+from common.http.idempotency_keys import idempotent
 from common.http.identity import current_user_id
 from common.http.pagination import PageArgsSchema, page_schema, paginate
-from orders import placing
+from orders import cancelling, placing
 from orders.catalog import CatalogUnavailable
-from orders.models import Order, db
+from orders.models import IdempotencyKey, Order, db
 from orders.schemas import NewOrderSchema, OrderSchema
 
 blp = Blueprint("orders", __name__, description="Placing and reading the caller's orders")
 
 
 @blp.post("/orders")
+@idempotent(db, IdempotencyKey)
 @blp.arguments(NewOrderSchema)
 @blp.response(201, OrderSchema)
 @blp.alt_response(409, description="Not enough stock")
@@ -47,3 +49,18 @@ def get_order(order_id):
     if order is None or order.user_id != current_user_id():
         abort(404, message="No such order.")
     return order
+
+
+@blp.post("/orders/<id:order_id>/cancel")
+@blp.response(200, OrderSchema)
+@blp.alt_response(404, description="No such order of the caller's")
+@blp.alt_response(409, description="The order is REJECTED (or too old to cancel)")
+@blp.doc(**PROTECTED)
+def cancel_order(order_id):
+    """Cancel a PENDING or CONFIRMED order; its stock goes back. Cancelling twice answers the same."""
+    try:
+        return cancelling.cancel(current_user_id(), order_id)
+    except cancelling.NoSuchOrder:
+        abort(404, message="No such order.")
+    except cancelling.NotCancellable as exc:
+        abort(409, message=str(exc))

@@ -27,9 +27,12 @@ class NewOrderSchema(ma.Schema):
 
 class OrderSchema(ma.Schema):
     id = ma.fields.Integer()
-    status = ma.fields.String(metadata={"description": "PENDING until stock is reserved, then CONFIRMED or REJECTED"})
+    status = ma.fields.String(
+        metadata={"description": "PENDING until stock is reserved, then CONFIRMED or REJECTED; or CANCELLED"}
+    )
     reason = ma.fields.String(allow_none=True, metadata={"description": "Why the order was rejected"})
     total = Money()
     items = ma.fields.List(ma.fields.Nested(OrderLineSchema))
     created_at = ma.fields.AwareDateTime()
     settled_at = ma.fields.AwareDateTime(allow_none=True)
+    cancelled_at = ma.fields.AwareDateTime(allow_none=True)

@@ -4,6 +4,14 @@ orders-worker calls these inside the transaction its consumer owns
 (common/messaging/consumer.py); the consumer commits and acks. As in products'
 inventory, the batch's orders are loaded and locked once and settled in memory;
 the commit writes each changed order once.
+
+Only a PENDING order is ever settled: a CANCELLED one stays CANCELLED whatever
+outcome arrives later (the buyer may cancel while the reservation is in
+flight), and a settled one is never overturned.
+
+Each settlement's lag (settled_at - created_at) goes to the
+shop_order_settlement_lag_seconds histogram when, and only if, its transaction
+commits: a batch that rolls back and is retried counts once.
 """
 
 import logging
@@ -12,6 +20,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import noload
 
+from common import metrics
 from common.messaging import contracts
 from common.messaging.contracts import InvalidEvent
 from orders.models import CONFIRMED, PENDING, REJECTED, Order, db
@@ -19,6 +28,7 @@ from orders.models import CONFIRMED, PENDING, REJECTED, Order, db
 log = logging.getLogger(__name__)
 
 STATUS_FOR = {contracts.INVENTORY_RESERVED.routing_key: CONFIRMED, contracts.INVENTORY_REJECTED.routing_key: REJECTED}
+LAGS = "settlement_lags"  # the session's info key: lags of this transaction, observed at its commit
 
 
 def lock_orders(events: list[contracts.Event]) -> None:
@@ -38,9 +48,8 @@ def lock_orders(events: list[contracts.Event]) -> None:
 
 
 def settle(event: contracts.InventoryReserved | contracts.InventoryRejected) -> list[contracts.Event]:
-    """PENDING → CONFIRMED or REJECTED (with the reason). An order that is settled
-    already stays as it is: a second outcome (say, OrderCreated republished and
-    handled again) never overturns the first."""
+    """PENDING → CONFIRMED or REJECTED (with the reason); any other status stays:
+    CANCELLED, or settled already (say, OrderCreated republished and handled again)."""
     order = db.session.info["locked_orders"].get(event.order_id)
     if order is None:
         raise InvalidEvent(f"no order {event.order_id}")
@@ -50,5 +59,17 @@ def settle(event: contracts.InventoryReserved | contracts.InventoryRejected) -> 
     order.status = STATUS_FOR[event.type]
     order.reason = event.reason if isinstance(event, contracts.InventoryRejected) else None
     order.settled_at = datetime.now(UTC)
+    db.session.info.setdefault(LAGS, []).append((order.settled_at - order.created_at).total_seconds())
     log.info("order %s %s", order.id, order.status)
     return []
+
+
+def observe_lags(session) -> None:
+    """after_commit: the committed settlements' lags go to the histogram."""
+    for lag in session.info.pop(LAGS, []):
+        metrics.SETTLEMENT_LAG.observe(lag)
+
+
+def forget_lags(session) -> None:
+    """after_rollback: those settlements didn't happen."""
+    session.info.pop(LAGS, None)

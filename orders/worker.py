@@ -5,6 +5,8 @@
 
 import sys
 
+from sqlalchemy import event
+
 from common.messaging import contracts, topology
 from common.messaging.consumer import EventConsumer, consumer_for, serve_consumer
 from common.messaging.process import run_process
@@ -13,6 +15,10 @@ from orders.models import OutboxMessage, ProcessedEvent
 
 
 def consumer(app, heartbeat_path: str | None = None) -> EventConsumer:
+    session = app.extensions["sqlalchemy"].session
+    for name, listener in (("after_commit", settlement.observe_lags), ("after_rollback", settlement.forget_lags)):
+        if not event.contains(session, name, listener):
+            event.listen(session, name, listener)
     return consumer_for(
         app,
         topology.ORDERS_INVENTORY_RESULTS,

@@ -1,14 +1,35 @@
-"""Taking stock for an order: all lines or none, under row locks.
+"""Taking stock for an order, and giving it back when the order is cancelled.
 
 products-worker calls these inside the transaction its consumer owns
-(common/messaging/consumer.py): they read and change rows and return the events
-to announce; the consumer commits and acks.
+(common/messaging/consumer.py): they change rows and return the events to
+announce; the consumer commits and acks.
 
-A batch's products are loaded and locked once, in id order (lock_products), and
-each order is then decided in memory, against the stock as the batch's earlier
-orders left it: the session holds those products, and the commit writes each
-changed one once. A batch of a hundred orders costs a few round trips, not two
-per order.
+A batch's products and reservations are loaded and locked once, in id order
+(lock_events), and each event is then decided in memory, against the stock as
+the batch's earlier events left it: the session holds those rows, and the commit
+writes each changed one once. A batch of a hundred orders costs a few round
+trips, not two or three per order.
+
+Why a cancellation can never lose or double stock
+-------------------------------------------------
+The saga is asynchronous: the buyer may cancel while the order's OrderCreated is
+still queued, and OrderCancelled may even be delivered first (another relay, a
+retry, a requeue). So products keeps its own record per order, the
+`reservations` row, written in the same transaction as the stock change it
+describes (and as the event's claim in processed_events). Whichever of the two
+events is handled second finds what the first did:
+
+    OrderCreated first:   RESERVED (stock taken)  → OrderCancelled gives those
+                          lines back: RELEASED
+                          REJECTED (nothing taken) → OrderCancelled: nothing to give back
+    OrderCancelled first: no row → CANCELLED, a tombstone → OrderCreated takes nothing
+
+and a row that is RELEASED or CANCELLED already makes any later event a no-op,
+so stock is given back at most once and only if it was taken. Two workers can't
+both find "no row": lock_events locks the batch's products and then its
+reservations in id order, and a second INSERT of the same order waits on the
+primary key and then fails, rolling its whole transaction back (the consumer
+then retries one event at a time and finds the row).
 """
 
 import logging
@@ -17,7 +38,7 @@ from dataclasses import asdict, dataclass
 from sqlalchemy import select
 
 from common.messaging import contracts
-from products.models import Product, db
+from products.models import CANCELLED, REJECTED, RELEASED, RESERVED, Product, Reservation, db
 
 log = logging.getLogger(__name__)
 
@@ -32,44 +53,76 @@ class Shortage:
         return f"product {self.product_id}: {self.available} left, {self.requested} requested"
 
 
-def lock_products(events: list[contracts.OrderCreated]) -> None:
-    """Load and lock every product a batch of OrderCreated events names, in id order.
+def lock_events(events: list[contracts.OrderLines]) -> None:
+    """Load and lock every product and every reservation a batch of order events
+    touches, each in id order.
 
-    Two workers' batches touching the same products then queue up behind each
-    other instead of deadlocking, whatever order their events came in.
-    populate_existing: a product already in the session is refreshed with the
-    locked row, not served from memory. They are kept in the session's info for
-    the batch (its identity map alone holds objects only weakly).
+    Two workers' batches touching the same products or orders then queue up
+    behind each other instead of deadlocking, whatever order their events came in.
+    Products come first, as every statement on them (a restock included) takes
+    them. populate_existing: a row already in the session is refreshed with the
+    locked one. They are kept in the session's info for the batch (its identity
+    map alone holds objects only weakly).
     """
     ids = sorted({line.product_id for event in events for line in event.items})
-    locked = db.session.scalars(
+    products = db.session.scalars(
         select(Product)
         .where(Product.id.in_(ids))
         .order_by(Product.id)
         .with_for_update()
         .execution_options(populate_existing=True)
     )
-    db.session.info["locked_products"] = {product.id: product for product in locked}
+    db.session.info["locked_products"] = {product.id: product for product in products}
+    orders = sorted({event.order_id for event in events})
+    reservations = db.session.scalars(
+        select(Reservation)
+        .where(Reservation.order_id.in_(orders))
+        .order_by(Reservation.order_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    db.session.info["reservations"] = {reservation.order_id: reservation for reservation in reservations}
 
 
 def _locked(product_id: int) -> Product | None:
-    """The product as lock_products loaded it; None if it doesn't exist. (An order
+    """The product as lock_events loaded it; None if it doesn't exist. (An order
     names only products that existed when it was placed, before the lock.)"""
     return db.session.info["locked_products"].get(product_id)
 
 
+def _recorded(order_id: int) -> Reservation | None:
+    """What was done for this order before, in an earlier batch or this one."""
+    return db.session.info["reservations"].get(order_id)
+
+
+def _record(order_id: int, status: str, taken: list[dict]) -> None:
+    # A plain INSERT (at the commit): if another transaction recorded this order
+    # meanwhile, this one fails on the key and rolls back whole (module docstring).
+    reservation = Reservation(order_id=order_id, status=status, taken=taken)
+    db.session.add(reservation)
+    db.session.info["reservations"][order_id] = reservation
+
+
 def reserve_stock(event: contracts.OrderCreated) -> list[contracts.Event]:
     """OrderCreated → the stock of every line taken and InventoryReserved, or
-    nothing taken and InventoryRejected with the shortages."""
+    nothing taken and InventoryRejected with the shortages; nothing at all for an
+    order cancelled before it got here."""
+    order_id = event.order_id
+    done = _recorded(order_id)
+    if done is not None:
+        # CANCELLED: the buyer cancelled first; orders has settled it as CANCELLED
+        # and would ignore any outcome, so there is nothing to announce either.
+        log.info("order %s is %s already; taking nothing", order_id, done.status)
+        return []
     products = {line.product_id: (_locked(line.product_id), line.quantity) for line in event.items}
     shortages = [
         Shortage(product_id, wanted, product.quantity if product else 0)
         for product_id, (product, wanted) in sorted(products.items())
         if product is None or product.quantity < wanted
     ]
-    order_id = event.order_id
     if shortages:
         log.info("order %s rejected: %s", order_id, "; ".join(map(str, shortages)))
+        _record(order_id, REJECTED, [])
         return [
             contracts.INVENTORY_REJECTED.new(
                 order_id=order_id,
@@ -79,5 +132,25 @@ def reserve_stock(event: contracts.OrderCreated) -> list[contracts.Event]:
         ]
     for product, wanted in products.values():
         product.quantity -= wanted
+    _record(order_id, RESERVED, [{"product_id": pid, "quantity": wanted} for pid, (_, wanted) in products.items()])
     log.info("order %s: stock reserved", order_id)
     return [contracts.INVENTORY_RESERVED.new(order_id=order_id)]
+
+
+def release_stock(event: contracts.OrderCancelled) -> list[contracts.Event]:
+    """OrderCancelled → the stock the order took given back, once; or, if its
+    OrderCreated hasn't been handled yet, a tombstone so that it takes nothing."""
+    order_id = event.order_id
+    done = _recorded(order_id)
+    if done is None:
+        _record(order_id, CANCELLED, [])
+        log.info("order %s cancelled before its reservation; it will take nothing", order_id)
+    elif done.status == RESERVED:
+        for line in done.taken:
+            # Locked by lock_events: the cancellation names the lines the order took.
+            _locked(line["product_id"]).quantity += line["quantity"]
+        done.status = RELEASED
+        log.info("order %s cancelled: its stock is given back", order_id)
+    else:  # REJECTED took nothing; RELEASED and CANCELLED were handled already
+        log.info("order %s cancelled; it holds no stock (%s)", order_id, done.status)
+    return []

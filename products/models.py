@@ -1,10 +1,12 @@
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, CheckConstraint, DateTime, Identity, Integer, Numeric, String, func
+from sqlalchemy import BigInteger, CheckConstraint, DateTime, Identity, Integer, Numeric, String, func, text
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from common.database import make_db
+from common.http.idempotency_keys import IdempotencyKeyMixin
 from common.messaging.idempotency import ProcessedEventMixin
 from common.messaging.outbox import OutboxMixin
 
@@ -23,14 +25,41 @@ class Product(db.Model):
     name: Mapped[str] = mapped_column(String(200))
     price: Mapped[Decimal] = mapped_column(Numeric(12, 2))
     quantity: Mapped[int] = mapped_column(Integer)
-    # Who created it (the gateway-verified user id); kept for ownership rules.
+    # Who created it (the gateway-verified user id): the only one who may change it.
     created_by: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # Counts the changes to what PATCH edits (name, price): the ETag. Stock is not
+    # part of it, so a price correction doesn't fail because someone bought one.
+    revision: Mapped[int] = mapped_column(Integer, default=1, server_default=text("1"))
+
+
+# What products-worker did for an order (products/inventory.py says why it is kept).
+RESERVED, REJECTED, RELEASED, CANCELLED = "RESERVED", "REJECTED", "RELEASED", "CANCELLED"
+
+
+class Reservation(db.Model):
+    __tablename__ = "reservations"
+    __table_args__ = (
+        CheckConstraint(f"status IN ('{RESERVED}', '{REJECTED}', '{RELEASED}', '{CANCELLED}')", name="status_known"),
+    )
+
+    # An order id in the orders service's database: no foreign key across services.
+    order_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    # RESERVED: stock taken; REJECTED: none taken; RELEASED: taken, then given back;
+    # CANCELLED: cancelled before its reservation, so none will ever be taken.
+    status: Mapped[str] = mapped_column(String(16))
+    # The lines whose stock was taken ([{product_id, quantity}]): what a cancellation gives back.
+    taken: Mapped[list] = mapped_column(JSONB)
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class ProcessedEvent(ProcessedEventMixin, db.Model):
-    """OrderCreated events whose outcome is committed."""
+    """Order events whose effect is committed."""
 
 
 class OutboxMessage(OutboxMixin, db.Model):
     """InventoryReserved/InventoryRejected events, written with the stock change."""
+
+
+class IdempotencyKey(IdempotencyKeyMixin, db.Model):
+    """The answers to POST /products sent with an Idempotency-Key."""

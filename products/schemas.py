@@ -10,3 +10,19 @@ class ProductSchema(ma.Schema):
     name = Text(required=True, validate=ma.validate.Length(min=1, max=200))
     price = Money(required=True)
     quantity = StrictInteger(required=True, validate=ma.validate.Range(min=0, max=MAX_STOCK))
+
+
+class ProductChangesSchema(ma.Schema):
+    """PATCH: the name, the price, or both. Stock moves with orders and restocks only."""
+
+    name = Text(validate=ma.validate.Length(min=1, max=200))
+    price = Money()
+
+    @ma.validates_schema
+    def something_to_change(self, data, **kwargs):
+        if not data:
+            raise ma.ValidationError("Give a name, a price or both.")
+
+
+class RestockSchema(ma.Schema):
+    add = StrictInteger(required=True, validate=ma.validate.Range(min=1, max=MAX_STOCK))

@@ -1,4 +1,5 @@
-"""products-worker: takes stock for each OrderCreated and says how it went.
+"""products-worker: takes stock for each OrderCreated and says how it went, and
+gives it back for each OrderCancelled.
 
 `python -m products.worker`, its own process: its lifecycle, scaling and failure
 modes are not a web worker's. With --healthcheck it exits 0 while its loop is alive.
@@ -17,8 +18,8 @@ def consumer(app, heartbeat_path: str | None = None) -> EventConsumer:
     return consumer_for(
         app,
         topology.PRODUCTS_ORDER_CREATED,
-        {contracts.ORDER_CREATED: inventory.reserve_stock},
-        lock=inventory.lock_products,
+        {contracts.ORDER_CREATED: inventory.reserve_stock, contracts.ORDER_CANCELLED: inventory.release_stock},
+        lock=inventory.lock_events,
         processed=ProcessedEvent,
         outbox_model=OutboxMessage,
         heartbeat_path=heartbeat_path,

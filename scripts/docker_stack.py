@@ -30,6 +30,10 @@ OUTBOX_SQL = (
 )
 
 
+# The compose profile of Prometheus and Grafana (docker-compose.yml).
+OBSERVABILITY = "observability"
+
+
 def compose(*args: str, check: bool = False, capture: bool = False) -> subprocess.CompletedProcess:
     return subprocess.run(["docker", "compose", *args], check=check, text=True, capture_output=capture)
 
@@ -65,13 +69,17 @@ def service_names(names: list[str]) -> list[str]:
 def up(args) -> int:
     envfile.ensure()  # compose reads JWT_SECRET from .env
     started_at = time.monotonic()
-    result = compose("up", "--detach", "--build", "--wait", "--wait-timeout", str(WAIT_TIMEOUT), *args.rest)
+    profiles = ["--profile", OBSERVABILITY] if args.observability else []
+    result = compose(*profiles, "up", "--detach", "--build", "--wait", "--wait-timeout", str(WAIT_TIMEOUT), *args.rest)
     if result.returncode != 0:
         explain_failure()
         return result.returncode
     print(f"docker compose stack up in {time.monotonic() - started_at:.0f}s")
     print(f"  gateway (Kong)   http://127.0.0.1:{os.environ.get('GATEWAY_PORT', '8000')}")
     print("  RabbitMQ UI      http://127.0.0.1:15672  (loopback only)")
+    if args.observability:
+        print("  Prometheus       http://127.0.0.1:9090  (loopback only; alerts: /alerts)")
+        print("  Grafana          http://127.0.0.1:3000  (loopback only; admin / GRAFANA_PASSWORD, default shop-dev)")
     print("  status           scripts/stack status --docker")
     return 0
 
@@ -86,7 +94,8 @@ def explain_failure() -> None:
 
 
 def down(args) -> int:
-    return compose("down", *args.rest).returncode
+    # With the profile: its containers go too, if `up --observability` started them.
+    return compose("--profile", OBSERVABILITY, "down", *args.rest).returncode
 
 
 def status(_args) -> int:
@@ -214,6 +223,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="scripts/stack --docker", description="Run the system with docker compose.")
     commands = parser.add_subparsers(dest="command", required=True)
     up_parser = commands.add_parser("up", help="build, start and wait until every container is healthy")
+    up_parser.add_argument(
+        "--observability", action="store_true", help="also Prometheus and Grafana (compose profile observability)"
+    )
     up_parser.set_defaults(run=up)
     down_parser = commands.add_parser("down", help="stop and remove the containers (-v: the volumes too)")
     down_parser.set_defaults(run=down)

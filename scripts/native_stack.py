@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import envfile  # scripts/ is on sys.path: this file runs as a script
+import native_prometheus
 
 from common import provision
 from common.messaging.process import readiness
@@ -38,6 +39,7 @@ from common.settings import (
     admin_database_url,
     service_database_url,
 )
+from kong.haproxy import DEFAULT_METRICS_BIND
 
 ROOT = Path(__file__).resolve().parent.parent
 VAR = ROOT / "var"
@@ -55,6 +57,8 @@ MAX_COPIES = 9
 COPY_PORTS = 100
 COPY_METRICS_PORTS = 10
 SCALE_FILE = RUN / "scale.json"
+# `up --observability` runs Prometheus too, until `down`.
+OBSERVABILITY_FILE = RUN / "observability"
 UP_DEADLINE = 30.0
 STOP_DEADLINE = 15.0
 
@@ -169,6 +173,15 @@ def processes(secrets_env: dict, scale: dict[str, int] | None = None) -> list[Pr
                     group=f"{service}-{role}",
                 )
             )
+    if OBSERVABILITY_FILE.exists():
+        procs.append(
+            Proc(
+                native_prometheus.NAME,
+                native_prometheus.argv(VAR / "prometheus.yml", VAR / "prometheus"),
+                health_url=f"{native_prometheus.url()}/-/ready",
+                group=native_prometheus.NAME,
+            )
+        )
     procs.append(
         Proc(
             "gateway",
@@ -178,6 +191,14 @@ def processes(secrets_env: dict, scale: dict[str, int] | None = None) -> list[Pr
         )
     )
     return procs
+
+
+def scrape_targets(procs: list[Proc]) -> dict[str, list[tuple[str, str]]]:
+    """What Prometheus scrapes, by job (the names observability/prometheus/prometheus.yml uses)."""
+    services = [(p.name, p.env["BIND"]) for p in procs if p.group in LOCAL_PORTS]
+    background = [(p.name, f"127.0.0.1:{p.env['METRICS_PORT']}") for p in procs if "METRICS_PORT" in p.env]
+    gateway = [("gateway", DEFAULT_METRICS_BIND)]  # HAProxy's exporter (kong.yml's prometheus plugin)
+    return {"services": services, "background": background, "gateway": gateway}
 
 
 # -- set-up steps ------------------------------------------------------------------
@@ -359,7 +380,15 @@ def up(args) -> int:
         if proc.name not in wanted and stop(proc):
             print(f"stopped {proc.name} (scaled down)")
     SCALE_FILE.write_text(json.dumps(scale))
+    if args.observability:
+        OBSERVABILITY_FILE.touch()
     gateway_changed = write_gateway_config(secrets_env, scale)
+    if OBSERVABILITY_FILE.exists():
+        procs = processes({}, scale)
+        if native_prometheus.write(VAR / "prometheus.yml", scrape_targets(procs)):
+            # Other targets (a new --scale): restarted below with the new config.
+            [prometheus] = [proc for proc in procs if proc.name == native_prometheus.NAME]
+            stop(prometheus)
 
     procs = processes(secrets_env, scale)
     gateway = procs[-1]
@@ -375,6 +404,8 @@ def up(args) -> int:
     print(f"  gateway (HAProxy from kong.yml)  {gateway_url()}")
     for name, port in LOCAL_PORTS.items():
         print(f"  {name:<32} http://127.0.0.1:{port}  (loopback only; OpenAPI at /openapi.json)")
+    if OBSERVABILITY_FILE.exists():
+        print(f"  prometheus                       {native_prometheus.url()}  (alerts: /alerts)")
     if any(count > 1 for count in scale.values()):
         print(f"  copies                           {', '.join(f'{n}={c}' for n, c in scale.items() if c > 1)}")
     print(f"  logs                             {LOGS.relative_to(ROOT)}/  (scripts/stack logs)")
@@ -386,6 +417,7 @@ def down(_args) -> int:
         if stop(proc):
             print(f"stopped {proc.name}")
     SCALE_FILE.unlink(missing_ok=True)  # the next `up` starts one of each
+    OBSERVABILITY_FILE.unlink(missing_ok=True)  # and no Prometheus unless asked again
     return 0
 
 
@@ -520,6 +552,11 @@ def main(argv: list[str] | None = None) -> int:
         default="",
         metavar="NAME=N,...",
         help=f"run N copies of these processes (any but the gateway; 1 to {MAX_COPIES}); kept until `down`",
+    )
+    up_parser.add_argument(
+        "--observability",
+        action="store_true",
+        help="also run Prometheus against the stack, with the alert rules (kept until `down`)",
     )
     up_parser.set_defaults(run=up)
     commands.add_parser("down", help="stop everything").set_defaults(run=down)

@@ -5,6 +5,7 @@ import os
 from flask import Flask
 
 from common.http.app import build_app
+from common.http.docs import docs_blueprint
 from common.settings import ConfigError, Settings
 from users.models import db
 from users.routes import blp
@@ -33,4 +34,5 @@ def create_app(test_config: dict | None = None) -> Flask:
     config = Settings.from_env("users").flask_config() if test_config is None else test_config
     settings = config["SETTINGS"]
     check_secret(settings.jwt_secret, settings.allow_weak_jwt_secret)
-    return build_app("users", config, db, [blp], os.path.dirname(__file__))
+    # The API docs page of all three services lives here: the front door's.
+    return build_app("users", config, db, [blp], os.path.dirname(__file__), pages=[docs_blueprint()])

@@ -27,6 +27,7 @@ from common.database import survive_restarts
 from common.fields import MAX_ID
 from common.http import errors, request_log
 from common.http.probes import ops
+from common.messaging.outbox import wake_relays_after_commit
 from common.migrate import heads
 
 
@@ -106,14 +107,16 @@ def _read_body():
 
 def _require_json_bodies():
     # Without this, a form or text body is read as "no JSON" and the client gets a
-    # confusing "missing field" 422 instead of being told what is wrong.
-    if request.method in ("POST", "PUT", "PATCH") and not request.is_json:
+    # confusing "missing field" 422 instead of being told what is wrong. A request
+    # with no body at all (POST /orders/1/cancel) has nothing to refuse.
+    if request.method in ("POST", "PUT", "PATCH") and request.get_data(cache=True) and not request.is_json:
         raise UnsupportedMediaType("Send the request body as JSON (Content-Type: application/json).")
 
 
-def build_app(name: str, config: dict, db: SQLAlchemy, blueprints, package_dir: str, internal=()) -> Flask:
+def build_app(name: str, config: dict, db: SQLAlchemy, blueprints, package_dir: str, internal=(), pages=()) -> Flask:
     """`blueprints` are the service's API (documented, routed by the gateway);
-    `internal` ones are for other services only (not documented)."""
+    `internal` ones are for other services only (not documented); `pages` are
+    routed by the gateway but are no API (the docs page)."""
     app = Flask(name)
     app.config.update(
         API_TITLE=f"{name} service",
@@ -131,6 +134,7 @@ def build_app(name: str, config: dict, db: SQLAlchemy, blueprints, package_dir: 
     db.init_app(app)
     with app.app_context():
         survive_restarts(db.engine)
+    wake_relays_after_commit(db)
     migrations = os.path.join(package_dir, "migrations")
     Migrate(app, db, directory=migrations)
     app.extensions["schema_heads"] = heads(migrations)  # what /readyz compares the database with
@@ -140,7 +144,7 @@ def build_app(name: str, config: dict, db: SQLAlchemy, blueprints, package_dir: 
     errors.register_error_handlers(app)
     for blueprint in blueprints:
         api.register_blueprint(blueprint)
-    for blueprint in internal:
+    for blueprint in (*internal, *pages):
         app.register_blueprint(blueprint)
     request_log.init_app(app)  # first: the request id must be set before anything can fail
     app.before_request(_read_body)

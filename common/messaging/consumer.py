@@ -285,9 +285,7 @@ class EventConsumer(Loop, ConsumerMixin):
             finally:
                 self._handlers_running = False
             outbox.add(session, self.outbox_model, outgoing)
-            session.commit()
-            if outgoing:
-                outbox.notify(session)
+            session.commit()  # NOTIFYs the relays if it added to the outbox
         finally:
             # Whatever happened, no transaction is left open for the next batch and
             # the connection goes back to the pool.
@@ -331,7 +329,10 @@ class EventConsumer(Loop, ConsumerMixin):
 
 
 class QueueDepthCollector:
-    """Queue depths, read from the broker when metrics are scraped."""
+    """Queue depths and consumer counts, read from the broker when metrics are scraped.
+
+    Each worker reports every queue, not just its own: a queue whose only
+    consumer is dead still shows, with 0 consumers, in the other's metrics."""
 
     def __init__(self, amqp_url: str, queue_list: list[Queue]):
         self.amqp_url = amqp_url
@@ -339,14 +340,17 @@ class QueueDepthCollector:
 
     def collect(self):
         depth = GaugeMetricFamily("shop_queue_messages", "Messages waiting in a queue", labels=["queue"])
+        consumers = GaugeMetricFamily("shop_queue_consumers", "Consumers attached to a queue", labels=["queue"])
         try:
             with Connection(self.amqp_url, connect_timeout=2) as connection:
                 for queue in self.queue_list:
-                    ready = queue(connection.default_channel).queue_declare(passive=True).message_count
-                    depth.add_metric([queue.name], ready)
+                    declared = queue(connection.default_channel).queue_declare(passive=True)
+                    depth.add_metric([queue.name], declared.message_count)
+                    consumers.add_metric([queue.name], declared.consumer_count)
         except (KombuError, AMQPError, OSError):  # broker away or queue missing: report nothing
             return
         yield depth
+        yield consumers
 
 
 def consumer_for(
@@ -379,6 +383,6 @@ def consumer_for(
 def serve_consumer(app, consumer: EventConsumer) -> None:
     """The body of a service's worker process; handlers run inside the app's context."""
     settings = app.config["SETTINGS"]
-    metrics.serve(settings, [QueueDepthCollector(settings.amqp_url, [consumer.queue, topology.DEAD_LETTER_QUEUE])])
+    metrics.serve(settings, [QueueDepthCollector(settings.amqp_url, topology.DECLARED_QUEUES)])
     with app.app_context():
         consumer.serve()

@@ -6,6 +6,7 @@ producer can send what its consumer would refuse. Producers, consumers and
 tests all use them; nobody writes an event dict by hand.
 
     order.created       orders → products   order_id, user_id, items [{product_id, quantity}]
+    order.cancelled     orders → products   order_id, user_id, items [{product_id, quantity}]
     inventory.reserved  products → orders   order_id
     inventory.rejected  products → orders   order_id, reason, shortages [{product_id, requested, available}]
 
@@ -66,7 +67,9 @@ class OrderLine(Struct, frozen=True):
     quantity: Quantity
 
 
-class OrderCreated(Event, kw_only=True, frozen=True):
+class OrderLines(Event, kw_only=True, frozen=True):
+    """An event about an order as placed: its buyer and its lines."""
+
     order_id: Id
     user_id: Id
     items: Annotated[list[OrderLine], Meta(min_length=1)]
@@ -74,6 +77,21 @@ class OrderCreated(Event, kw_only=True, frozen=True):
     def __post_init__(self):
         if len({line.product_id for line in self.items}) != len(self.items):
             raise ValueError("each product appears on one line only")
+
+
+class OrderCreated(OrderLines, kw_only=True, frozen=True):
+    pass
+
+
+class OrderCancelled(OrderLines, kw_only=True, frozen=True):
+    """The buyer cancelled the order: whatever stock it holds goes back. It names
+    the lines as placed, so products can lock them before it looks at what it
+    took (its own record of the reservation decides what is given back)."""
+
+    # A cancellation is the buyer's word, not an inventory outcome: one that
+    # carries a reason or shortages mixes up two events.
+    reason: UnsetType = UNSET
+    shortages: UnsetType = UNSET
 
 
 class Shortage(Struct, frozen=True):
@@ -153,9 +171,11 @@ def payload(event: Event) -> dict:
 
 
 ORDER_CREATED = EventType("order.created", 1, {1: OrderCreated})
+ORDER_CANCELLED = EventType("order.cancelled", 1, {1: OrderCancelled})
 INVENTORY_RESERVED = EventType("inventory.reserved", 1, {1: InventoryReserved})
 INVENTORY_REJECTED = EventType("inventory.rejected", 1, {1: InventoryRejected})
 
 BY_ROUTING_KEY = {
-    event_type.routing_key: event_type for event_type in (ORDER_CREATED, INVENTORY_RESERVED, INVENTORY_REJECTED)
+    event_type.routing_key: event_type
+    for event_type in (ORDER_CREATED, ORDER_CANCELLED, INVENTORY_RESERVED, INVENTORY_REJECTED)
 }

@@ -4,8 +4,9 @@ Publishing straight after a commit loses the event when the process dies or the
 broker is away in between (the dual write). Instead the event is a row written
 in the business transaction, so it exists exactly when the change does, and a
 relay (common/messaging/relay.py) publishes unsent rows with publisher confirms
-and marks them sent only after the broker confirmed. The producer NOTIFYs the
-relay right after its commit (`notify`), so an event leaves within milliseconds.
+and marks them sent only after the broker confirmed. A commit that added to the
+outbox NOTIFYs the relays right after (wake_relays_after_commit), so an event
+leaves within milliseconds.
 """
 
 import functools
@@ -14,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
+from flask_sqlalchemy import SQLAlchemy
 from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy import (
     BigInteger,
@@ -26,6 +28,7 @@ from sqlalchemy import (
     Uuid,
     bindparam,
     delete,
+    event,
     func,
     insert,
     literal_column,
@@ -34,6 +37,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column
 from sqlalchemy.sql import Executable
 
@@ -135,15 +139,36 @@ def add(session: Session, model: type[OutboxMixin], messages: Iterable[Outgoing]
     ]
     if rows:
         session.connection().execute(statements(model).add, rows)
+        session.info[_ADDED] = True
 
 
-def notify(session: Session) -> None:
-    """Wake the relays: call it after committing a transaction that added to the outbox."""
+_ADDED = "outbox_added"  # the session's info key: this transaction added to the outbox
+
+
+def wake_relays_after_commit(db: SQLAlchemy) -> None:
+    """From now on, every commit of a transaction that added to the outbox NOTIFYs
+    the relays, whoever committed it (a route, the consumer, the idempotency keys)."""
+    for name, listener in (("after_commit", _after_commit), ("after_rollback", _after_rollback)):
+        if not event.contains(db.session, name, listener):  # one app is built for each test, say
+            event.listen(db.session, name, listener)
+
+
+def _after_commit(session: Session) -> None:
+    if session.info.pop(_ADDED, False):
+        notify(session.get_bind())
+
+
+def _after_rollback(session: Session) -> None:
+    session.info.pop(_ADDED, None)
+
+
+def notify(engine: Engine) -> None:
+    """Wake the relays, in a transaction of its own (see _NOTIFY)."""
     try:
-        session.connection().execute(_NOTIFY, {"channel": CHANNEL})
-        session.commit()
+        with engine.connect() as connection:
+            connection.execute(_NOTIFY, {"channel": CHANNEL})
+            connection.commit()
     except DATABASE_UNAVAILABLE as exc:  # the events are committed; the relay's poll will find them
-        session.rollback()
         log.warning("could not notify the relay (%s); it will find the events by polling", exc)
 
 

@@ -3,12 +3,13 @@
 Producers and consumers both import these, so a queue is declared with the same
 arguments wherever it is touched (RabbitMQ refuses a redeclaration that differs).
 
-    orders   ──order.created───────────► products.order-created   ──► products-worker
+    orders   ──order.created/──────────► products.order-created   ──► products-worker
+               order.cancelled
     products ──inventory.reserved/─────► orders.inventory-results ──► orders-worker
                inventory.rejected
 """
 
-from kombu import Exchange, Queue
+from kombu import Exchange, Queue, binding
 
 from common.messaging import contracts
 
@@ -28,11 +29,10 @@ DEAD_LETTER_QUEUE = Queue("shop.dead-letters", exchange=DEAD_LETTERS, durable=Tr
 DELIVERY_LIMIT = 5
 
 
-def event_queue(name: str, routing_key: str) -> Queue:
+def event_queue(name: str, *routing_keys: str) -> Queue:
     return Queue(
         name,
-        exchange=EVENTS,
-        routing_key=routing_key,
+        bindings=[binding(EVENTS, routing_key=routing_key) for routing_key in routing_keys],
         durable=True,
         queue_arguments={
             "x-queue-type": "quorum",
@@ -42,8 +42,13 @@ def event_queue(name: str, routing_key: str) -> Queue:
     )
 
 
-# products-worker takes stock for each new order.
-PRODUCTS_ORDER_CREATED = event_queue("products.order-created", contracts.ORDER_CREATED.routing_key)
+# products-worker takes stock for each new order and gives it back for each
+# cancelled one. One queue for both, so that a cancellation usually arrives after
+# its order (the handlers don't rely on it: products/inventory.py). The name is
+# older than the cancellations; a quorum queue can't be renamed in place.
+PRODUCTS_ORDER_CREATED = event_queue(
+    "products.order-created", contracts.ORDER_CREATED.routing_key, contracts.ORDER_CANCELLED.routing_key
+)
 # orders-worker settles each order with the outcome.
 ORDERS_INVENTORY_RESULTS = event_queue("orders.inventory-results", "inventory.*")
 

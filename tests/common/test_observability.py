@@ -121,3 +121,24 @@ def test_consumed_events_are_counted(broker, publish, products_app, make_product
     with running(products_worker.consumer(products_app), products_app):
         publish(contracts.ORDER_CREATED.new(order_id=1, user_id=1, items=[{"product_id": product, "quantity": 1}]))
         eventually(lambda: sample("shop_events_consumed_total", **labels) == before + 1)
+
+
+def test_queue_metrics_show_every_queues_depth_and_consumers(broker, amqp_url, publish, products_app):
+    """What QueueWithoutConsumer reads: with products-worker's queue unconsumed
+    and one consumer on orders', one worker's collector says both."""
+    from common.messaging.consumer import QueueDepthCollector
+
+    publish(contracts.ORDER_CREATED.new(order_id=1, user_id=1, items=[{"product_id": 1, "quantity": 1}]))
+    collector = QueueDepthCollector(amqp_url, topology.DECLARED_QUEUES)
+
+    def families():
+        return {family.name: {s.labels["queue"]: s.value for s in family.samples} for family in collector.collect()}
+
+    with broker.Consumer(topology.ORDERS_INVENTORY_RESULTS, callbacks=[]):
+        found = families()
+    assert found["shop_queue_messages"]["products.order-created"] == 1
+    assert found["shop_queue_consumers"] == {
+        "shop.dead-letters": 0,
+        "products.order-created": 0,
+        "orders.inventory-results": 1,
+    }

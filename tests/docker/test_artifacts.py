@@ -425,3 +425,50 @@ def test_entrypoint_gives_up_when_migration_keeps_failing(fake_python):
     assert proc.returncode != 0
     assert "started" not in proc.stdout
     assert "giving up" in proc.stderr
+
+
+# -- the observability profile (Prometheus and Grafana) ----------------------------------
+# The container rig can't run these two images (nothing can be pulled there), so
+# this is where the profile is checked: Compose's own validation and resolution.
+
+OBSERVABILITY = {"prometheus": "prometheus", "grafana": "grafana"}  # service -> Dockerfile target
+
+
+@pytest.fixture(scope="session")
+def observability_config(run_compose):
+    proc = run_compose("--profile", "observability", "config", "--format", "json", env={"JWT_SECRET": DUMMY_SECRET})
+    assert proc.returncode == 0, _explain(proc)
+    return json.loads(proc.stdout)
+
+
+def test_the_observability_profile_is_off_unless_asked_for(compose_config, observability_config):
+    assert not set(OBSERVABILITY) & set(compose_config["services"])
+    assert set(OBSERVABILITY) <= set(observability_config["services"])
+
+
+def test_prometheus_and_grafana_are_built_from_pinned_images_with_their_config_inside(observability_config):
+    stages = _stages()
+    for name, target in OBSERVABILITY.items():
+        service = observability_config["services"][name]
+        assert service["build"]["target"] == target
+        assert re.match(rf"FROM [a-z/]+:v?\d+\.\d+\.\d+ AS {target}\s", stages[target]), stages[target][:80]
+        assert all(mount["type"] == "volume" for mount in service.get("volumes", [])), name
+
+
+def test_prometheus_and_grafana_publish_on_loopback_only(observability_config):
+    published = {
+        (name, port.get("host_ip", ""), str(port.get("published", "")), port["target"])
+        for name, service in observability_config["services"].items()
+        for port in service.get("ports", [])
+    }
+    assert published - EXPECTED_PUBLISHED == {
+        ("prometheus", "127.0.0.1", "9090", 9090),
+        ("grafana", "127.0.0.1", "3000", 3000),
+    }
+
+
+def test_prometheus_reaches_what_it_scrapes(observability_config):
+    # The backend network (where every /metrics is) and the edge one (its published port).
+    services = observability_config["services"]
+    assert set(services["prometheus"]["networks"]) == {"backend", "edge"}
+    assert services["grafana"]["depends_on"]["prometheus"]["condition"] == "service_healthy"

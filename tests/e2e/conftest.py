@@ -19,10 +19,22 @@ from tests.support import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 GATEWAY_URL = os.environ.get("SHOP_GATEWAY_URL", "http://127.0.0.1:8000")
+# scripts/test --docker sets it: the stack is docker compose, not the native one.
+SHOP_STACK_IS_DOCKER = os.environ.get("SHOP_STACK") == "docker"
 ISSUER = "shop-users"
+SETTLE_DEADLINE = 60.0
 PASSWORD = "a-strong-password-123"
 # Every route behind the jwt plugin in kong.yml.
-PROTECTED = [("GET", "/users/me"), ("POST", "/products"), ("GET", "/orders"), ("POST", "/orders"), ("GET", "/orders/1")]
+PROTECTED = [
+    ("GET", "/users/me"),
+    ("POST", "/products"),
+    ("PATCH", "/products/1"),
+    ("POST", "/products/1/stock"),
+    ("GET", "/orders"),
+    ("POST", "/orders"),
+    ("GET", "/orders/1"),
+    ("POST", "/orders/1/cancel"),
+]
 
 
 # What answers on port 8000. Tests whose outcome depends on the gateway's own
@@ -221,7 +233,7 @@ class DockerStack:
 
 @pytest.fixture(scope="session")
 def stack():
-    return DockerStack() if os.environ.get("SHOP_STACK") == "docker" else NativeStack()
+    return DockerStack() if SHOP_STACK_IS_DOCKER else NativeStack()
 
 
 @pytest.fixture(scope="session")
@@ -324,3 +336,63 @@ def create_product(gateway, session_user):
         return response.json()
 
     return _make
+
+
+@pytest.fixture
+def shop(gateway, session_user, create_product):
+    """One shopper placing orders and watching them settle."""
+    _, auth = session_user
+
+    class Shop:
+        def try_order(self, product_id, quantity=1):
+            """The new order's id, or None if it was refused at once for lack of stock (409)."""
+            response = gateway.post(
+                "/orders", json={"items": [{"product_id": product_id, "quantity": quantity}]}, headers=auth
+            )
+            assert response.status_code in (201, 409), response.text
+            if response.status_code == 409:
+                return None
+            assert response.json()["status"] == "PENDING"
+            return response.json()["id"]
+
+        def order(self, product_id, quantity=1):
+            order_id = self.try_order(product_id, quantity)
+            assert order_id is not None, "refused for lack of stock"
+            return order_id
+
+        def statuses(self, order_ids):
+            return {
+                order_id: gateway.get(f"/orders/{order_id}", headers=auth).json()["status"] for order_id in order_ids
+            }
+
+        def settle(self, order_ids, deadline=SETTLE_DEADLINE):
+            """Wait until no order is PENDING; return their statuses."""
+
+            def all_settled():
+                statuses = self.statuses(order_ids)
+                return statuses if "PENDING" not in statuses.values() else None
+
+            return eventually(all_settled, deadline=deadline, interval=0.25)
+
+        def cancel(self, order_id):
+            """The order as the cancel answers it (200)."""
+            response = gateway.post(f"/orders/{order_id}/cancel", headers=auth)
+            assert response.status_code == 200, response.text
+            return response.json()
+
+        def stock(self, product_id):
+            return gateway.get(f"/products/{product_id}").json()["quantity"]
+
+        def all_orders(self):
+            """Every order of the shopper, newest first."""
+            found, page = [], 1
+            while True:
+                listed = gateway.get(f"/orders?page={page}&per_page=100", headers=auth).json()
+                found += listed["items"]
+                if page * 100 >= listed["total"]:
+                    return found
+                page += 1
+
+    shop = Shop()
+    shop.create_product = create_product
+    return shop

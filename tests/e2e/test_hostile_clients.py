@@ -69,6 +69,10 @@ def body_for(method, path):
         return {"name": "Forged", "price": 1, "quantity": 1}
     if path == "/orders" and method == "POST":
         return {"items": [{"product_id": 1, "quantity": 1}]}
+    if method == "PATCH":
+        return {"price": 1}
+    if path.endswith("/stock"):
+        return {"add": 1}
     if path in ("/register", "/token"):
         return {"email": f"x-{uuid.uuid4().hex[:8]}@example.com", "password": PASSWORD}
     return None
@@ -277,7 +281,8 @@ def test_empty_and_duplicate_order_lines_are_422(gateway, session_user, product,
 
 
 def test_unknown_methods_are_404_json(gateway, session_user):
-    for method in ("PUT", "PATCH", "DELETE"):
-        response = gateway.request(method, "/products/1", headers=session_user[1])
+    # PATCH /products/1 is a route (changing a product); PATCH /orders/1 isn't.
+    for method, path in [("PUT", "/products/1"), ("DELETE", "/products/1"), ("PATCH", "/orders/1")]:
+        response = gateway.request(method, path, headers=session_user[1])
         assert response.status_code == 404
         assert "message" in response.json()

@@ -22,12 +22,17 @@ PROTECTED = [  # (method, path, service) for every route with the jwt plugin
     ("GET", "/orders", "orders"),
     ("POST", "/orders", "orders"),
     ("GET", "/orders/7", "orders"),
+    ("POST", "/orders/7/cancel", "orders"),
+    ("PATCH", "/products/1", "products"),
+    ("POST", "/products/1/stock", "products"),
 ]
 PUBLIC = [
     ("POST", "/register", "users"),
     ("POST", "/token", "users"),
     ("GET", "/products", "products"),
     ("GET", "/products/1", "products"),
+    ("GET", "/docs", "users"),
+    ("GET", "/docs/swagger-ui-bundle.js", "users"),
 ]
 ISSUER = "shop-users"  # kong.yml's jwt_secrets key
 TIMEOUT = 5
@@ -211,6 +216,11 @@ def test_the_service_sees_its_own_address_as_host(haproxy_gateway, echo_upstream
         ("DELETE", "/products/1"),  # the path matches, the method doesn't
         ("PUT", "/orders"),
         ("GET", "/register"),
+        ("GET", "/orders/1/cancel"),  # cancelling is a POST
+        ("PUT", "/products/1"),  # changes are PATCHes
+        ("POST", "/products/1/stock/2"),
+        ("GET", "/docs/../openapi"),  # normalised to /openapi: nothing there
+        ("GET", "/docs/a/b"),  # the docs' assets lie flat
     ],
 )
 def test_unrouted_requests_are_404_as_in_kong(haproxy_gateway, make_token, method, path):

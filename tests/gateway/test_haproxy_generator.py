@@ -169,7 +169,7 @@ def test_a_rate_limit_counts_for_the_level_it_is_configured_on(make_config):
     assert limits["products-list"].scope == "route products-list"
     assert limits["products-read"] is None
     assert text.count("stick-table") == 3
-    assert "acl rate_limit1 var(txn.route) -m str users-register users-me openapi-users" in text
+    assert "acl rate_limit1 var(txn.route) -m str users-register users-me docs openapi-users" in text
 
 
 def test_the_metrics_listener_is_a_parameter_and_only_there_with_the_prometheus_plugin(make_config):

@@ -84,6 +84,32 @@ def test_a_redelivered_outcome_changes_nothing(worker, publish, make_order, orde
     assert queue_depth(broker, topology.DEAD_LETTER_QUEUE) == 0
 
 
+def test_a_late_reservation_never_overturns_a_cancellation(worker, publish, make_order, order_state, orders_app):
+    # The buyer cancelled while the reservation was in flight; products gives the
+    # stock back when OrderCancelled reaches it (tests/products).
+    order, marker = make_order(), make_order()
+    with orders_app.app_context():
+        db.session.get(Order, order).status = "CANCELLED"
+        db.session.commit()
+    publish(reserved(order), reserved(marker))
+    eventually(lambda: order_state(marker)[0] == "CONFIRMED")
+    assert order_state(order)[0] == "CANCELLED"
+
+
+def settlement_lags() -> float:
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value("shop_order_settlement_lag_seconds_count") or 0
+
+
+def test_each_settlement_is_observed_once_as_lag(worker, publish, make_order, order_state):
+    before = settlement_lags()
+    orders = [make_order() for _ in range(3)]
+    publish(*(reserved(order) for order in orders), reserved(orders[0]))  # a second outcome settles nothing
+    eventually(lambda: all(order_state(order)[0] == "CONFIRMED" for order in orders))
+    eventually(lambda: settlement_lags() == before + 3)
+
+
 def test_an_outcome_for_an_unknown_order_is_dead_lettered(worker, publish, broker):
     publish(reserved(987654))
     eventually(lambda: queue_depth(broker, topology.DEAD_LETTER_QUEUE) == 1)

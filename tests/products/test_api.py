@@ -187,3 +187,155 @@ def test_the_internal_lookup_refuses_what_it_cant_take(products_url, query):
 
 def test_the_internal_api_is_not_in_the_public_document(client):
     assert not [path for path in client.get("/openapi/products.json").get_json()["paths"] if "internal" in path]
+
+
+# -- changing a product: its creator only, guarded by ETag / If-Match --------------------
+
+OTHER = {"X-User-Id": "8"}
+
+
+@pytest.fixture
+def mine(client):
+    """A product created by AUTH's user through the API: (id, its ETag)."""
+    created = client.post("/products", json={"name": "Pen", "price": 2.5, "quantity": 10}, headers=AUTH)
+    assert created.status_code == 201
+    return created.get_json()["id"], created.headers["ETag"]
+
+
+def test_reading_a_product_gives_its_etag(client, mine):
+    product_id, tag = mine
+
+    assert client.get(f"/products/{product_id}").headers["ETag"] == tag
+
+
+def test_patch_changes_name_and_price_and_moves_the_etag(client, mine):
+    product_id, tag = mine
+
+    changed = client.patch(f"/products/{product_id}", json={"price": 3.1}, headers={**AUTH, "If-Match": tag})
+
+    assert changed.status_code == 200, changed.get_json()
+    assert changed.get_json() == {"id": product_id, "name": "Pen", "price": 3.1, "quantity": 10}
+    assert changed.headers["ETag"] != tag
+    renamed = client.patch(
+        f"/products/{product_id}", json={"name": "Fountain pen"}, headers={**AUTH, "If-Match": changed.headers["ETag"]}
+    )
+    assert renamed.get_json()["name"] == "Fountain pen"
+    assert client.get(f"/products/{product_id}").get_json()["price"] == 3.1
+
+
+def test_patch_with_a_stale_etag_is_412_and_changes_nothing(client, mine):
+    product_id, tag = mine
+    client.patch(f"/products/{product_id}", json={"price": 3}, headers={**AUTH, "If-Match": tag})
+
+    stale = client.patch(f"/products/{product_id}", json={"price": 4}, headers={**AUTH, "If-Match": tag})
+
+    assert stale.status_code == 412
+    assert "message" in stale.get_json()
+    assert client.get(f"/products/{product_id}").get_json()["price"] == 3
+
+
+@pytest.mark.parametrize("if_match", [None, 'W/"1"', "1", ""], ids=["missing", "weak", "unquoted", "empty"])
+def test_patch_without_a_matching_strong_etag_is_refused(client, mine, if_match):
+    product_id, _ = mine
+    headers = AUTH if if_match is None else {**AUTH, "If-Match": if_match}
+
+    response = client.patch(f"/products/{product_id}", json={"price": 4}, headers=headers)
+
+    assert response.status_code == (428 if if_match is None else 412)
+    assert client.get(f"/products/{product_id}").get_json()["price"] == 2.5
+
+
+def test_patch_by_someone_else_is_403_and_a_missing_product_404(client, mine):
+    product_id, tag = mine
+
+    theirs = client.patch(f"/products/{product_id}", json={"price": 4}, headers={**OTHER, "If-Match": tag})
+    missing = client.patch("/products/999999", json={"price": 4}, headers={**AUTH, "If-Match": tag})
+
+    assert (theirs.status_code, missing.status_code) == (403, 404)
+    assert client.get(f"/products/{product_id}").get_json()["price"] == 2.5
+
+
+@pytest.mark.parametrize(
+    "body", [{}, {"quantity": 5}, {"price": 0}, {"name": " "}, {"price": "3"}, {"name": "x", "id": 2}]
+)
+def test_patch_refuses_bad_changes_with_422(client, mine, body):
+    product_id, tag = mine
+
+    response = client.patch(f"/products/{product_id}", json=body, headers={**AUTH, "If-Match": tag})
+
+    assert response.status_code == 422
+    assert client.get(f"/products/{product_id}").get_json() == {
+        "id": product_id,
+        "name": "Pen",
+        "price": 2.5,
+        "quantity": 10,
+    }
+
+
+def test_restock_adds_to_the_stock(client, mine):
+    product_id, tag = mine
+
+    response = client.post(f"/products/{product_id}/stock", json={"add": 5}, headers=AUTH)
+
+    assert response.status_code == 200
+    assert response.get_json()["quantity"] == 15
+    # Stock is not what the ETag versions: a pending PATCH stays valid.
+    assert client.get(f"/products/{product_id}").headers["ETag"] == tag
+
+
+def test_restock_by_someone_else_is_403(client, mine):
+    product_id, _ = mine
+
+    assert client.post(f"/products/{product_id}/stock", json={"add": 5}, headers=OTHER).status_code == 403
+    assert client.post("/products/999999/stock", json={"add": 5}, headers=AUTH).status_code == 404
+    assert client.get(f"/products/{product_id}").get_json()["quantity"] == 10
+
+
+@pytest.mark.parametrize("body", [{}, {"add": 0}, {"add": -1}, {"add": 1.5}, {"add": "5"}, {"add": 2**31}])
+def test_restock_refuses_bad_amounts_with_422(client, mine, body):
+    product_id, _ = mine
+
+    assert client.post(f"/products/{product_id}/stock", json=body, headers=AUTH).status_code == 422
+    assert client.get(f"/products/{product_id}").get_json()["quantity"] == 10
+
+
+def test_restock_beyond_the_largest_stock_is_409_not_a_500(client, mine):
+    product_id, _ = mine
+
+    response = client.post(f"/products/{product_id}/stock", json={"add": 2**31 - 5}, headers=AUTH)
+
+    assert response.status_code == 409
+    assert client.get(f"/products/{product_id}").get_json()["quantity"] == 10
+
+
+def test_restocks_racing_reservations_lose_nothing(products_app, client, mine, stock_of):
+    """Restocks through the API and reservations by the worker's handler, at once:
+    the stock ends exactly where the sum of both says."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from common.messaging import contracts
+    from products.inventory import lock_events, reserve_stock
+    from products.models import db
+
+    product_id, _ = mine
+
+    def restock(_):
+        return products_app.test_client().post(f"/products/{product_id}/stock", json={"add": 2}, headers=AUTH)
+
+    def reserve(order_id):
+        event = contracts.ORDER_CREATED.new(
+            order_id=order_id, user_id=1, items=[{"product_id": product_id, "quantity": 1}]
+        )
+        with products_app.app_context():
+            lock_events([event])
+            [outcome] = reserve_stock(event)
+            db.session.commit()
+            return outcome.type
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        restocks = [pool.submit(restock, n) for n in range(20)]
+        reservations = [pool.submit(reserve, order_id) for order_id in range(1, 21)]
+        assert all(future.result().status_code == 200 for future in restocks)
+        taken = [future.result() for future in reservations].count("inventory.reserved")
+
+    assert stock_of(product_id) == 10 + 20 * 2 - taken

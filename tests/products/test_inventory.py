@@ -1,36 +1,63 @@
-"""The reservation rule, on the database alone: all lines or none, never below zero.
+"""The reservation rule, on the database alone: all lines or none, never below
+zero; and a cancellation gives back exactly what its order took, once, in
+whichever order the two events come.
 
-No broker here: reserve_stock is a domain function, called in a transaction
-(the consumer's, in production; the test's own here).
+No broker here: reserve_stock and release_stock are domain functions, called in
+a transaction (the consumer's, in production; the test's own here).
 """
 
 import pytest
 
 from common.messaging import contracts
-from products.inventory import lock_products, reserve_stock
-from products.models import db
+from products.inventory import lock_events, release_stock, reserve_stock
+from products.models import Reservation, db
 
 pytestmark = pytest.mark.integration
 
 
-def order_created(order_id=1, **lines):
-    return contracts.ORDER_CREATED.new(
-        order_id=order_id, user_id=1, items=[{"product_id": int(pid), "quantity": qty} for pid, qty in lines.items()]
-    )
+def lines(**quantities):
+    return [{"product_id": int(pid), "quantity": qty} for pid, qty in quantities.items()]
+
+
+def order_created(order_id=1, **quantities):
+    return contracts.ORDER_CREATED.new(order_id=order_id, user_id=1, items=lines(**quantities))
+
+
+def order_cancelled(order_id=1, **quantities):
+    return contracts.ORDER_CANCELLED.new(order_id=order_id, user_id=1, items=lines(**quantities))
 
 
 @pytest.fixture
-def reserve(products_app):
-    """reserve_stock in a transaction of its own, committed as the consumer would."""
+def handle(products_app):
+    """A handler in a transaction of its own, locked and committed as the consumer would."""
 
-    def _reserve(event):
+    def _handle(handler, event):
         with products_app.app_context():
-            lock_products([event])
-            outcomes = reserve_stock(event)
+            lock_events([event])
+            outcomes = handler(event)
             db.session.commit()
             return outcomes
 
-    return _reserve
+    return _handle
+
+
+@pytest.fixture
+def reserve(handle):
+    return lambda event: handle(reserve_stock, event)
+
+
+@pytest.fixture
+def release(handle):
+    return lambda event: handle(release_stock, event)
+
+
+@pytest.fixture
+def recorded(products_app):
+    def _recorded(order_id):
+        with products_app.app_context():
+            return db.session.get(Reservation, order_id).status
+
+    return _recorded
 
 
 def test_enough_stock_takes_every_line(reserve, make_product, stock_of):
@@ -64,3 +91,63 @@ def test_the_last_units_go_to_the_first_order_only(reserve, make_product, stock_
 
     assert [first[0].type, second[0].type] == ["inventory.reserved", "inventory.rejected"]
     assert stock_of(product) == 0
+
+
+# -- cancellations ---------------------------------------------------------------------
+
+
+def test_cancelling_a_reserved_order_gives_its_stock_back(reserve, release, make_product, stock_of, recorded):
+    keyboard, mouse = make_product(quantity=10), make_product(quantity=4)
+    order = {str(keyboard): 3, str(mouse): 4}
+    reserve(order_created(order_id=5, **order))
+    assert (stock_of(keyboard), stock_of(mouse)) == (7, 0)
+
+    assert release(order_cancelled(order_id=5, **order)) == []
+
+    assert (stock_of(keyboard), stock_of(mouse)) == (10, 4)
+    assert recorded(5) == "RELEASED"
+
+
+def test_a_second_cancellation_gives_nothing_back(reserve, release, make_product, stock_of):
+    # Not a redelivery (the claims absorb those): another event for the same order.
+    product = make_product(quantity=10)
+    reserve(order_created(order_id=5, **{str(product): 3}))
+
+    release(order_cancelled(order_id=5, **{str(product): 3}))
+    release(order_cancelled(order_id=5, **{str(product): 3}))
+
+    assert stock_of(product) == 10
+
+
+def test_a_cancellation_before_the_reservation_means_it_takes_nothing(
+    reserve, release, make_product, stock_of, recorded
+):
+    product = make_product(quantity=10)
+
+    release(order_cancelled(order_id=6, **{str(product): 3}))
+    assert recorded(6) == "CANCELLED"
+    assert reserve(order_created(order_id=6, **{str(product): 3})) == []  # nothing to announce: orders has cancelled it
+
+    assert stock_of(product) == 10
+    assert recorded(6) == "CANCELLED"
+
+
+def test_cancelling_a_rejected_order_gives_nothing_back(reserve, release, make_product, stock_of, recorded):
+    product = make_product(quantity=2)
+    [outcome] = reserve(order_created(order_id=9, **{str(product): 3}))
+    assert outcome.type == "inventory.rejected"
+
+    release(order_cancelled(order_id=9, **{str(product): 3}))
+
+    assert stock_of(product) == 2
+    assert recorded(9) == "REJECTED"
+
+
+def test_a_cancellation_gives_back_what_was_taken_not_what_it_says(reserve, release, make_product, stock_of):
+    # products' own record decides: an event can't make it give back more than it took.
+    product = make_product(quantity=10)
+    reserve(order_created(order_id=3, **{str(product): 2}))
+
+    release(order_cancelled(order_id=3, **{str(product): 9}))
+
+    assert stock_of(product) == 10

@@ -71,6 +71,47 @@ def test_the_same_event_twice_takes_stock_once(worker, publish, make_product, st
         assert db.session.get(ProcessedEvent, str(event.event_id)) is not None
 
 
+def order_cancelled(order_id=1, **lines):
+    return contracts.ORDER_CANCELLED.new(
+        order_id=order_id, user_id=1, items=[{"product_id": int(pid), "quantity": qty} for pid, qty in lines.items()]
+    )
+
+
+def test_a_cancellation_gives_the_stock_back(worker, publish, make_product, stock_of, outcomes):
+    product = make_product(quantity=10)
+    publish(order_created(order_id=3, **{str(product): 4}))
+    eventually(lambda: stock_of(product) == 6)
+    publish(order_cancelled(order_id=3, **{str(product): 4}))
+    eventually(lambda: stock_of(product) == 10)
+    assert [outcome["type"] for outcome in outcomes()] == ["inventory.reserved"]
+
+
+def test_a_duplicate_cancellation_gives_back_once(worker, publish, make_product, stock_of, outcomes):
+    product = make_product(quantity=10)
+    publish(order_created(order_id=3, **{str(product): 4}))
+    eventually(lambda: stock_of(product) == 6)
+    cancelled = order_cancelled(order_id=3, **{str(product): 4})
+    publish(cancelled, cancelled)
+    # In order: once a later event is done, both copies were seen.
+    marker = make_product(quantity=1)
+    publish(order_created(order_id=4, **{str(marker): 1}))
+    eventually(lambda: stock_of(marker) == 0)
+    assert stock_of(product) == 10
+
+
+def test_a_cancellation_delivered_before_its_order_means_no_stock_is_taken(
+    worker, publish, make_product, stock_of, outcomes
+):
+    # Both in one batch, the cancellation first: another relay, or a retry, can deliver them so.
+    product = make_product(quantity=10)
+    publish(order_cancelled(order_id=5, **{str(product): 4}), order_created(order_id=5, **{str(product): 4}))
+    marker = make_product(quantity=1)
+    publish(order_created(order_id=6, **{str(marker): 1}))
+    eventually(lambda: stock_of(marker) == 0)
+    assert stock_of(product) == 10
+    assert [outcome["order_id"] for outcome in outcomes()] == [6]
+
+
 def test_an_invalid_event_is_dead_lettered_and_the_next_one_handled(worker, publish, broker, make_product, stock_of):
     product = make_product(quantity=10)
     publish({"event_id": "not-a-uuid", "type": contracts.ORDER_CREATED.routing_key, "version": 1})

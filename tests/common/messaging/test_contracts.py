@@ -43,6 +43,13 @@ def test_a_constructor_builds_a_complete_event_that_its_consumer_accepts():
         (contracts.ORDER_CREATED, {"order_id": "7", "user_id": 1, "items": [{"product_id": 3, "quantity": 1}]}),
         (contracts.ORDER_CREATED, {"order_id": True, "user_id": 1, "items": [{"product_id": 3, "quantity": 1}]}),
         (contracts.ORDER_CREATED, {"order_id": 7, "user_id": 1, "items": [{"product_id": 3, "quantity": 1.0}]}),
+        (contracts.ORDER_CANCELLED, {"order_id": 7, "user_id": 1, "items": []}),
+        (contracts.ORDER_CANCELLED, {"order_id": 7, "user_id": 1, "items": [{"product_id": 3, "quantity": 1}] * 2}),
+        (contracts.ORDER_CANCELLED, {"order_id": 7, "user_id": 1, "items": [{"product_id": 3, "quantity": 0}]}),
+        (
+            contracts.ORDER_CANCELLED,
+            {"order_id": 7, "user_id": 1, "items": [{"product_id": 3, "quantity": 1}], "reason": "changed my mind"},
+        ),
         (contracts.INVENTORY_RESERVED, {"order_id": 7, "shortages": [SHORTAGE]}),
         (contracts.INVENTORY_RESERVED, {"order_id": 7, "reason": "no"}),
         (contracts.INVENTORY_REJECTED, {"order_id": 7, "shortages": [SHORTAGE]}),
@@ -55,6 +62,10 @@ def test_a_constructor_builds_a_complete_event_that_its_consumer_accepts():
         "id-as-string",
         "id-as-boolean",
         "quantity-as-float",
+        "cancelled-without-lines",
+        "cancelled-a-product-twice",
+        "cancelled-nothing-of-a-line",
+        "cancelled-with-a-reason",
         "reserved-with-shortages",
         "reserved-with-reason",
         "rejected-without-reason",
@@ -111,3 +122,11 @@ def test_a_consumer_upgraded_to_two_versions_takes_both():
     assert both.new(order_id=7).version == 1
     v2 = {**payload(both.new(order_id=7)), "version": 2, "warehouse": "north"}
     assert both.decode(json.dumps(v2).encode()).warehouse == "north"
+
+
+def test_a_cancellation_names_the_order_and_its_lines():
+    event = contracts.ORDER_CANCELLED.new(order_id=7, user_id=1, items=[{"product_id": 3, "quantity": 2}])
+
+    received = contracts.ORDER_CANCELLED.decode(msgspec.json.encode(payload(event)))
+    assert payload(received)["items"] == [{"product_id": 3, "quantity": 2}]
+    assert payload(received)["type"] == "order.cancelled"
