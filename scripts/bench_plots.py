@@ -14,6 +14,7 @@ settlement.png   the settlement lag of every order the mixed load placed (create
 import json
 import re
 import sys
+import textwrap
 from collections import defaultdict
 from datetime import datetime
 from pathlib import Path
@@ -59,7 +60,8 @@ def draw(summary: dict, out: Path) -> list[Path]:
     mixed = summary["phases"].get("gateway")
     if mixed:
         seconds = gateway_seconds(mixed["started"], mixed["ended"])
-        title = f"{summary['command']}  ({summary['when']})"
+        # A long command line would run off the figure: wrap it.
+        title = "\n".join(textwrap.wrap(f"{summary['command']}  ({summary['when']})", 90))
         figure, axes = plt.subplots(figsize=(9, 4))
         for route, by_second in sorted(seconds.items()):
             xs = sorted(by_second)
