@@ -61,6 +61,11 @@ SCALE_FILE = RUN / "scale.json"
 OBSERVABILITY_FILE = RUN / "observability"
 UP_DEADLINE = 30.0
 STOP_DEADLINE = 15.0
+# What the running processes were started from. `up` restarts them when it has
+# changed (an edit, a pull, a new lock file or secret), so a stack left running
+# never serves old code to the next `scripts/test`.
+CODE_FILE = RUN / "code.sha256"
+CODE = ["common", "users", "products", "orders", "kong", "kong.yml", "requirements", ".env"]
 
 
 @dataclass
@@ -270,6 +275,18 @@ def write_gateway_config(secrets_env: dict, scale: dict[str, int]) -> bool:
 # -- processes ---------------------------------------------------------------------
 
 
+def code_fingerprint(root: Path = ROOT) -> str:
+    """A digest of the code and settings the stack's processes load."""
+    digest = hashlib.sha256()
+    for name in CODE:
+        path = root / name
+        files = sorted(path.rglob("*")) if path.is_dir() else [path]
+        for file in files:
+            if file.is_file() and "__pycache__" not in file.parts:
+                digest.update(f"{file.relative_to(root)}\0".encode() + file.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
 def running_pid(proc: Proc) -> int | None:
     try:
         pid = int(proc.pidfile.read_text())
@@ -391,6 +408,13 @@ def up(args) -> int:
             stop(prometheus)
 
     procs = processes(secrets_env, scale)
+    code = code_fingerprint()
+    started_from = CODE_FILE.read_text() if CODE_FILE.exists() else None
+    running = [proc for proc in procs if running_pid(proc) is not None]
+    if running and started_from != code:
+        print("the code changed since the stack started: restarting its processes")
+        for proc in reversed(running):
+            stop(proc)
     gateway = procs[-1]
     # The gateway starts last, once its upstreams answer: HAProxy marks a server
     # down on its first failed check and takes a few seconds to trust it again.
@@ -399,6 +423,7 @@ def up(args) -> int:
         print("kong.yml or the scale changed: restarting the gateway")
         stop(gateway)
     ensure_running([gateway])
+    CODE_FILE.write_text(code)
 
     print(f"native stack up in {time.monotonic() - started_at:.1f}s")
     print(f"  gateway (HAProxy from kong.yml)  {gateway_url()}")
@@ -417,6 +442,7 @@ def down(_args) -> int:
         if stop(proc):
             print(f"stopped {proc.name}")
     SCALE_FILE.unlink(missing_ok=True)  # the next `up` starts one of each
+    CODE_FILE.unlink(missing_ok=True)
     OBSERVABILITY_FILE.unlink(missing_ok=True)  # and no Prometheus unless asked again
     return 0
 

@@ -75,3 +75,27 @@ def test_stack_without_a_command_prints_its_usage():
 
     assert result.returncode == 2
     assert "usage: scripts/stack" in result.stderr
+
+
+def test_the_stack_knows_when_its_code_changed(tmp_path):
+    # `scripts/stack up` restarts a running native stack whose fingerprint differs,
+    # so that `scripts/test` never runs against processes started from old code.
+    sys.path.insert(0, str(ROOT / "scripts"))  # as scripts/stack runs it
+    from native_stack import code_fingerprint
+
+    (tmp_path / "orders").mkdir()
+    (tmp_path / "orders" / "placing.py").write_text("A = 1\n")
+    (tmp_path / "kong.yml").write_text("_format_version: '3.0'\n")
+    started_from = code_fingerprint(tmp_path)
+
+    (tmp_path / "orders" / "__pycache__").mkdir()
+    (tmp_path / "orders" / "__pycache__" / "placing.cpython-311.pyc").write_bytes(b"\0")
+    (tmp_path / "var").mkdir()
+    (tmp_path / "var" / "orders.log").write_text("a log line\n")
+    assert code_fingerprint(tmp_path) == started_from  # byte code and logs aren't code
+
+    (tmp_path / "orders" / "placing.py").write_text("A = 2\n")
+    assert code_fingerprint(tmp_path) != started_from
+    (tmp_path / "orders" / "placing.py").write_text("A = 1\n")
+    (tmp_path / "orders" / "cancelling.py").write_text("")
+    assert code_fingerprint(tmp_path) != started_from  # a new module counts too
