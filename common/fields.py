@@ -5,6 +5,9 @@ converted: Python's int() and Decimal() take "1_000", " 5 " and digits of other
 scripts ("١٢"), so a string that looks like one number to a client's validator
 can be another to ours. Query parameters, which can only be strings, are held
 to plain ASCII digits for the same reason.
+
+This module sits at the top of common/, not in common/http/, because the event
+contracts (common/messaging/contracts.py) hold ids to the same MAX_ID.
 """
 
 import re
