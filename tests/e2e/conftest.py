@@ -380,6 +380,17 @@ def shop(gateway, session_user, create_product):
             assert response.status_code == 200, response.text
             return response.json()
 
+        def race_cancel(self, order_id):
+            """Cancel an order whose reservation may be deciding meanwhile: the order
+            as cancelled (200), or None if it was REJECTED first (409), which is
+            final."""
+            response = gateway.post(f"/orders/{order_id}/cancel", headers=auth)
+            assert response.status_code in (200, 409), response.text
+            if response.status_code == 409:
+                assert self.statuses([order_id])[order_id] == "REJECTED", response.text
+                return None
+            return response.json()
+
         def stock(self, product_id):
             return gateway.get(f"/products/{product_id}").json()["quantity"]
 

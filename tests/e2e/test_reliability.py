@@ -227,7 +227,7 @@ def test_soak_orders_while_workers_crash(shop, stack):
         if order_id is not None:
             quantities[order_id] = (product, quantity)
             if i % 4 == 0:
-                shop.cancel(order_id)  # while OrderCreated is still on its way
+                shop.race_cancel(order_id)  # while OrderCreated is still on its way; it may be REJECTED first
         return order_id
 
     chaos_thread = threading.Thread(target=chaos)
