@@ -17,10 +17,10 @@ commits: a batch that rolls back and is retried counts once.
 import logging
 from datetime import UTC, datetime
 
-from sqlalchemy import select
 from sqlalchemy.orm import noload
 
 from common import metrics
+from common.database import lock_rows
 from common.messaging import contracts
 from common.messaging.contracts import InvalidEvent
 from orders.models import CONFIRMED, PENDING, REJECTED, Order, db
@@ -34,17 +34,8 @@ LAGS = "settlement_lags"  # the session's info key: lags of this transaction, ob
 def lock_orders(events: list[contracts.Event]) -> None:
     """Load and lock the batch's orders in id order, so two workers' batches can't
     deadlock. Settling needs the status, not the lines."""
-    ids = sorted({event.order_id for event in events})
-    locked = db.session.scalars(
-        select(Order)
-        .where(Order.id.in_(ids))
-        .order_by(Order.id)
-        .options(noload(Order.items))
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    # Kept for the batch: the session's identity map holds objects only weakly.
-    db.session.info["locked_orders"] = {order.id: order for order in locked}
+    orders = (event.order_id for event in events)
+    db.session.info["locked_orders"] = lock_rows(db.session, Order.id, orders, noload(Order.items))
 
 
 def settle(event: contracts.InventoryReserved | contracts.InventoryRejected) -> list[contracts.Event]:

@@ -35,8 +35,7 @@ then retries one event at a time and finds the row).
 import logging
 from dataclasses import asdict, dataclass
 
-from sqlalchemy import select
-
+from common.database import lock_rows
 from common.messaging import contracts
 from products.models import CANCELLED, REJECTED, RELEASED, RESERVED, Product, Reservation, db
 
@@ -60,28 +59,12 @@ def lock_events(events: list[contracts.OrderLines]) -> None:
     Two workers' batches touching the same products or orders then queue up
     behind each other instead of deadlocking, whatever order their events came in.
     Products come first, as every statement on them (a restock included) takes
-    them. populate_existing: a row already in the session is refreshed with the
-    locked one. They are kept in the session's info for the batch (its identity
-    map alone holds objects only weakly).
+    them. Both are kept in the session's info for the batch (common.database.lock_rows).
     """
-    ids = sorted({line.product_id for event in events for line in event.items})
-    products = db.session.scalars(
-        select(Product)
-        .where(Product.id.in_(ids))
-        .order_by(Product.id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    db.session.info["locked_products"] = {product.id: product for product in products}
-    orders = sorted({event.order_id for event in events})
-    reservations = db.session.scalars(
-        select(Reservation)
-        .where(Reservation.order_id.in_(orders))
-        .order_by(Reservation.order_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    db.session.info["reservations"] = {reservation.order_id: reservation for reservation in reservations}
+    products = (line.product_id for event in events for line in event.items)
+    db.session.info["locked_products"] = lock_rows(db.session, Product.id, products)
+    orders = (event.order_id for event in events)
+    db.session.info["reservations"] = lock_rows(db.session, Reservation.order_id, orders)
 
 
 def _locked(product_id: int) -> Product | None:
