@@ -1,4 +1,7 @@
+from contextlib import contextmanager
+
 import pytest
+from sqlalchemy import event as orm_events
 
 from orders.catalog import Catalog
 from orders.models import Order, OutboxMessage, db
@@ -18,6 +21,18 @@ def order_events(orders_app):
             return [row.payload for row in db.session.scalars(db.select(OutboxMessage).order_by(OutboxMessage.id))]
 
     return _events
+
+
+@contextmanager
+def before_each_commit(orders_app, listener):
+    """Run listener(session) before every commit of the orders session meanwhile."""
+    with orders_app.app_context():
+        orm_events.listen(db.session, "before_commit", listener)
+    try:
+        yield
+    finally:
+        with orders_app.app_context():
+            orm_events.remove(db.session, "before_commit", listener)
 
 
 def order_count(orders_app) -> int:
@@ -148,19 +163,13 @@ def test_orders_need_an_identity(client):
 
 def test_the_answer_is_the_order_as_created_even_if_settled_since(client, make_product, orders_app):
     product = make_product()
-    with orders_app.app_context():
-        # Settle every new order the moment it is committed, faster than any worker.
-        from sqlalchemy import event
 
-        def settle_at_once(session):
-            session.connection().exec_driver_sql("UPDATE orders SET status = 'CONFIRMED'")
+    def settle_at_once(session):
+        # Every new order settled the moment it is committed, faster than any worker.
+        session.connection().exec_driver_sql("UPDATE orders SET status = 'CONFIRMED'")
 
-        event.listen(db.session, "before_commit", settle_at_once)
-    try:
+    with before_each_commit(orders_app, settle_at_once):
         response = client.post("/orders", json={"items": [{"product_id": product, "quantity": 1}]}, headers=ANN)
-    finally:
-        with orders_app.app_context():
-            event.remove(db.session, "before_commit", settle_at_once)
     assert response.status_code == 201
     assert response.get_json()["status"] == "PENDING"
     assert response.get_json()["created_at"]
@@ -192,19 +201,13 @@ def test_an_order_of_several_lines_asks_the_catalog_once(client, make_product, p
 
 def test_losing_the_database_mid_request_is_503_with_retry_after(client, make_product, orders_app):
     product = make_product(quantity=5)
-    with orders_app.app_context():
-        from sqlalchemy import event
 
-        def connection_lost(session):
-            # What PostgreSQL restarting under the request looks like to it.
-            session.connection().exec_driver_sql("SELECT pg_terminate_backend(pg_backend_pid())")
+    def connection_lost(session):
+        # What PostgreSQL restarting under the request looks like to it.
+        session.connection().exec_driver_sql("SELECT pg_terminate_backend(pg_backend_pid())")
 
-        event.listen(db.session, "before_commit", connection_lost)
-    try:
+    with before_each_commit(orders_app, connection_lost):
         response = client.post("/orders", json={"items": [{"product_id": product, "quantity": 1}]}, headers=ANN)
-    finally:
-        with orders_app.app_context():
-            event.remove(db.session, "before_commit", connection_lost)
     assert response.status_code == 503
     assert response.get_json() == {"message": "The database is unavailable; try again shortly."}
     assert response.headers["Retry-After"] == "2"
