@@ -12,6 +12,7 @@ Colima) work as they do for the user's own commands.
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -251,4 +252,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    # Like any Unix tool: when the reader of our output goes (`status | head`),
+    # end quietly instead of with a BrokenPipeError. (Windows has no SIGPIPE.)
+    if hasattr(signal, "SIGPIPE"):
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     sys.exit(main())

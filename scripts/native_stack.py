@@ -605,4 +605,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    # Like any Unix tool: when the reader of our output goes (`status | head`),
+    # end quietly instead of with a BrokenPipeError. (Windows has no SIGPIPE.)
+    if hasattr(signal, "SIGPIPE"):
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     sys.exit(main())

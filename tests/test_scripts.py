@@ -4,6 +4,7 @@ installs only what it needs, and the shell scripts avoid what old bash can't run
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -75,6 +76,19 @@ def test_stack_without_a_command_prints_its_usage():
 
     assert result.returncode == 2
     assert "usage: scripts/stack" in result.stderr
+
+
+def test_the_stack_ends_quietly_when_its_reader_goes():
+    # `scripts/stack status | head -1`: the reader is gone before the output is
+    # written; the stack ends as `cat` would, by SIGPIPE, with no traceback.
+    proc = subprocess.Popen(
+        ["scripts/stack", "status", "--native"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    proc.stdout.close()
+    _, stderr = proc.communicate(timeout=30)
+
+    assert proc.returncode == -signal.SIGPIPE, stderr.decode()
+    assert b"Traceback" not in stderr
 
 
 def test_the_stack_knows_when_its_code_changed(tmp_path):
