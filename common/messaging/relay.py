@@ -3,10 +3,11 @@
 It sleeps on PostgreSQL's LISTEN until a producer NOTIFYs (right after the
 commit that added to the outbox: common/messaging/outbox.py says why not inside
 it), so an idle relay costs nothing and an event leaves within milliseconds of
-its commit; a slow poll covers a notification that never came. Each batch is
-locked with FOR UPDATE SKIP LOCKED (several relays can run: each takes rows the
-others don't hold), published with one wait for all its
-confirms, and marked sent in one statement. A batch the broker didn't confirm
+its commit; a slow poll covers a notification that never came, and a LISTEN
+connection that breaks (a PostgreSQL restart) is dropped and opened anew. Each
+batch is locked with FOR UPDATE SKIP LOCKED (several relays can run: each takes
+rows the others don't hold), published with one wait for all its confirms, and
+marked sent in one statement. A batch the broker didn't confirm
 stays unsent, with its attempt count, error and next attempt time (backoff), and
 the relay backs off as a whole while the broker is away. A relay that dies after
 the confirms and before its commit publishes that batch again: delivery is at
@@ -153,7 +154,14 @@ class OutboxRelay(Loop):
         if self.wait_readable(self._listener.fileno(), self.poll_seconds):
             # The commits right behind this one go out in the same batch.
             self.pause(self.linger)
-            self._listener.poll()
+            try:
+                self._listener.poll()
+            except psycopg2.Error as exc:
+                # The connection broke while we waited on it (PostgreSQL restarted):
+                # drop it; the next round listens anew, or waits the outage out.
+                log.warning("lost the LISTEN connection (%s); listening anew", str(exc).strip())
+                self._stop_listening()
+                return
             self._listener.notifies.clear()
 
     def _stop_listening(self) -> None:

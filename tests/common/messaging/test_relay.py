@@ -5,7 +5,7 @@ import threading
 import time
 
 import pytest
-from sqlalchemy import func, update
+from sqlalchemy import func, select, text, update
 
 from common.messaging import contracts, outbox, topology
 from common.messaging.publisher import Publisher
@@ -14,6 +14,12 @@ from orders.models import OutboxMessage, db
 from tests.support import eventually, running
 
 pytestmark = pytest.mark.integration
+
+# The relay's LISTEN connection, seen from PostgreSQL: in this database, not ours.
+LISTENING_BACKENDS = text(
+    "SELECT pid FROM pg_stat_activity"
+    " WHERE datname = current_database() AND query LIKE 'LISTEN %' AND pid <> pg_backend_pid()"
+)
 
 
 @pytest.fixture
@@ -156,6 +162,28 @@ def test_a_lost_notification_is_caught_up_by_the_poll(orders_app, orders_outbox,
         orders_outbox.add()
         eventually(orders_outbox.all_sent)  # the relay waits for news now
         orders_outbox.add(notify=False)  # committed, but its NOTIFY lost
+        eventually(orders_outbox.all_sent, deadline=5)
+    assert len(received(broker)) == 2
+
+
+def test_a_relay_listens_anew_when_its_listen_connection_breaks(orders_app, orders_outbox, relay, broker):
+    # A PostgreSQL restart breaks the connection the idle relay waits on. Here only
+    # that connection is ended (pg_terminate_backend, as a restart ends it); the
+    # relay must listen again, not die. The poll is a minute away, so only a NOTIFY
+    # on a new LISTEN connection can send the second event in time.
+    def listeners() -> list[int]:
+        with orders_app.app_context():
+            return db.session.scalars(LISTENING_BACKENDS).all()
+
+    loop = relay(poll_seconds=60)
+    with running(loop, orders_app):
+        orders_outbox.add()
+        eventually(orders_outbox.all_sent)  # the relay waits for news now
+        (broken,) = eventually(listeners)
+        with orders_app.app_context():
+            db.session.execute(select(func.pg_terminate_backend(broken)))
+        eventually(lambda: listeners() and broken not in listeners(), deadline=10)
+        orders_outbox.add()
         eventually(orders_outbox.all_sent, deadline=5)
     assert len(received(broker)) == 2
 
