@@ -73,10 +73,22 @@ class OutboxRelay(Loop):
     def run(self) -> None:
         outage = failures = 0
         while not self.should_stop:
+            # One round, waiting for news included: a LISTEN connection that breaks
+            # while the relay sleeps on it (a PostgreSQL restart) is an outage too.
             try:
                 self._listen()
                 failed = self.relay_due()
                 self.prune()
+                if outage:
+                    log.info("database reachable again")
+                outage = 0
+                failures = failures + 1 if failed else 0
+                self.beat(problem="broker unreachable" if failed else None)
+                if failed:
+                    # The broker is likely away: back off as a whole, not row by row.
+                    self.pause(backoff(failures))
+                else:
+                    self._wait_for_news()
             except (*DATABASE_UNAVAILABLE, psycopg2.Error) as exc:  # wait for the database; every row is kept
                 self.db.session.remove()
                 self._stop_listening()
@@ -84,17 +96,6 @@ class OutboxRelay(Loop):
                 self.beat(problem="database unreachable")
                 log.warning("database unreachable (%s); retrying in %.1fs", exc, backoff(outage))
                 self.pause(backoff(outage))
-                continue
-            if outage:
-                log.info("database reachable again")
-            outage = 0
-            failures = failures + 1 if failed else 0
-            self.beat(problem="broker unreachable" if failed else None)
-            if failed:
-                # The broker is likely away: back off as a whole, not row by row.
-                self.pause(backoff(failures))
-            else:
-                self._wait_for_news()
 
     def relay_due(self) -> bool:
         """Publish batches until none is due; True if a publish failed."""
@@ -154,14 +155,7 @@ class OutboxRelay(Loop):
         if self.wait_readable(self._listener.fileno(), self.poll_seconds):
             # The commits right behind this one go out in the same batch.
             self.pause(self.linger)
-            try:
-                self._listener.poll()
-            except psycopg2.Error as exc:
-                # The connection broke while we waited on it (PostgreSQL restarted):
-                # drop it; the next round listens anew, or waits the outage out.
-                log.warning("lost the LISTEN connection (%s); listening anew", str(exc).strip())
-                self._stop_listening()
-                return
+            self._listener.poll()
             self._listener.notifies.clear()
 
     def _stop_listening(self) -> None:
