@@ -182,7 +182,7 @@ def test_a_relay_listens_anew_when_its_listen_connection_breaks(orders_app, orde
         (broken,) = eventually(listeners)
         with orders_app.app_context():
             db.session.execute(select(func.pg_terminate_backend(broken)))
-        eventually(lambda: listeners() and broken not in listeners(), deadline=10)
+        eventually(lambda: (now := listeners()) and broken not in now, deadline=10)
         orders_outbox.add()
         eventually(orders_outbox.all_sent, deadline=5)
     assert len(received(broker)) == 2
