@@ -73,7 +73,7 @@ def _builtin_validator(api_version: str, kind: str) -> Draft202012Validator | No
 @functools.cache
 def _crd_schemas(crd_dir: Path) -> dict:
     if not crd_dir.is_dir():
-        pytest.fail(f"no CRDs at {crd_dir}: the project's CI keeps shared/k8s-crds beside the checkout")
+        pytest.fail(f"no CRDs at {crd_dir}: they are kept in the repository (deploy/kubernetes/crds/README.md)")
     validators = {}
     for path in sorted(crd_dir.glob("*.yaml")):
         for crd in yaml.load_all(path.read_text(), Loader=YAML_LOADER):
