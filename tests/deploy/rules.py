@@ -7,6 +7,7 @@ web, worker, relay, migration.
 
 import re
 
+from kong import settings as kong_env
 from tests.deploy.manifests import by_kind, containers, describe, matches, pod_spec, pod_template
 
 SERVICES = ("users", "products", "orders")
@@ -81,6 +82,26 @@ def gateway(objects):
                 yield f"{describe(deployment)}: Kong doesn't read its config read-only from a memory volume"
 
 
+# What Kubernetes sets beyond kong/kong.env, and why: where the rendered config and
+# Kong's writable prefix are (emptyDirs), and one nginx worker per CPU of the
+# pod's limit rather than of the node.
+KONG_KUBERNETES_ONLY = {"KONG_DECLARATIVE_CONFIG", "KONG_PREFIX", "KONG_NGINX_WORKER_PROCESSES"}
+
+
+def kong_settings(objects):
+    """Kong runs with kong/kong.env's settings, the ones compose and the native
+    stack use, and nothing else but KONG_KUBERNETES_ONLY."""
+    wanted = kong_env.load()
+    for deployment in [d for d in by_kind(objects, "Deployment") if component(d) == "gateway"]:
+        for container in [c for c in pod_spec(deployment)["containers"] if c["image"].startswith("kong:")]:
+            env = {e["name"]: e.get("value") for e in container.get("env", []) if e["name"].startswith("KONG_")}
+            for name, value in wanted.items():
+                if env.get(name) != value:
+                    yield f"{describe(deployment)}: {name} is {env.get(name)!r}, not kong/kong.env's {value!r}"
+            for name in sorted(set(env) - set(wanted) - KONG_KUBERNETES_ONLY):
+                yield f"{describe(deployment)}: {name} is set here only, not in kong/kong.env"
+
+
 def jwt_secret(objects):
     """The jwt secret signs every identity: it reaches its readers and no one else."""
     readers = set()
@@ -147,7 +168,7 @@ def scaling(objects):
 
 RULES = {
     rule.__name__: rule
-    for rule in (disruption_budgets, topology_spread, probes, gateway, jwt_secret, migrations, scaling)
+    for rule in (disruption_budgets, topology_spread, probes, gateway, kong_settings, jwt_secret, migrations, scaling)
 }
 
 

@@ -51,6 +51,10 @@ BROKEN = {
     "rules-no-node-spread": ("topology_spread", "Deployment/kong: its pods don't spread over kubernetes.io/hostname"),
     "rules-no-startup-probe": ("probes", "Deployment/orders-worker container app: no startupProbe"),
     "rules-admin-api-exposed": ("gateway", "KONG_ADMIN_LISTEN '0.0.0.0:8001' is reachable from outside the pod"),
+    "rules-kong-settings-drift": (
+        "kong_settings",
+        "KONG_ERROR_DEFAULT_TYPE is 'text/plain', not kong/kong.env's 'application/json'",
+    ),
     "rules-jwt-secret-leak": ("jwt_secret", "Deployment/kong container kong reads the jwt secret"),
     "rules-web-migrates": ("migrations", "Deployment/products container app migrates"),
     "rules-one-relay": ("scaling", "Deployment/products-relay: not exactly 2 fixed replicas"),

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from kong import settings as kong_settings
+
 pytestmark = pytest.mark.docker
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -222,6 +224,14 @@ def test_kong_starts_after_its_rendered_config_and_reads_it_read_only(compose_co
     writer_mounts = {m["target"]: m for m in services["kong-config"].get("volumes", [])}
     assert writer_mounts[config_dir]["source"] == mounts[config_dir]["source"]
     assert "JWT_SECRET" not in env, "Kong must get the secret only through the rendered file"
+
+
+def test_kong_runs_with_kong_env_and_where_its_config_is(compose_config):
+    # kong/kong.env is the one place Kong's settings are written; compose adds
+    # only the path of the file kong-config renders.
+    env = compose_config["services"]["kong"]["environment"]
+
+    assert env == {**kong_settings.load(), "KONG_DECLARATIVE_CONFIG": "/kong-config/kong.yml"}
 
 
 def test_jwt_secret_reaches_exactly_the_issuer_and_the_renderer(compose_config):
