@@ -1,9 +1,10 @@
 """The request id: one id for one client request, across every process it touches.
 
-The gateway assigns it (X-Request-ID) or keeps a valid one the client sent; each
-service takes it from the request, passes it on in the HTTP call orders makes to
-products, and stores it with every outbox event, whose AMQP headers carry it to
-the workers, which handle each message under it. Every log line written
+The gateway assigns it (X-Request-ID) or keeps whatever one the client sent; each
+service takes it from the request (or, if it isn't well-formed, makes its own),
+passes it on in the HTTP call orders makes to products, and stores it with every
+outbox event, whose AMQP headers carry it to the workers, which handle each
+message under it. Every log line written
 meanwhile names it, so `scripts/stack logs --request-id ID` tells the whole story.
 """
 
@@ -14,7 +15,8 @@ from contextvars import ContextVar
 
 HEADER = "X-Request-ID"
 AMQP_HEADER = "x-request-id"
-# What the gateway lets through; anything else is replaced, never echoed into logs.
+# Kong passes any client value on; anything else than this is replaced here, never
+# echoed into logs.
 VALID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 
 _request_id: ContextVar[str | None] = ContextVar("request_id", default=None)

@@ -102,8 +102,9 @@ class ServiceApi(Api):
 def _read_body():
     # Read now, so that a body the server can't read is the client's 400 and not a
     # 500 from deep inside a view. Gunicorn parses a chunked body as it is read:
-    # a malformed chunk or a trailer it refuses (HAProxy passes trailers on)
-    # raises ParseException there, a client gone mid-body NoMoreData.
+    # a malformed chunk or a trailer it refuses raises ParseException there, a
+    # client gone mid-body NoMoreData. (Kong reads bodies whole and sends them on
+    # with a Content-Length; this guards the service wherever it is reached.)
     try:
         request.get_data(cache=True)
     except (ParseException, NoMoreData) as error:

@@ -4,6 +4,8 @@
 
 `errors` appears only when there are field-level details. Clients never see an
 HTML page or a stack trace: unexpected exceptions are logged and become a plain 500.
+The errors Kong answers itself (no route, a body too large, a service down,
+nginx's 400s) have the same `message` and also a `request_id`, Kong's own.
 """
 
 import logging
@@ -23,6 +25,9 @@ class ErrorSchema(ma.Schema):
 
     message = ma.fields.String(required=True)
     errors = ma.fields.Dict(keys=ma.fields.String())
+    # Never set by the services: documented because clients meet it in the errors
+    # Kong answers in front of them (kong.response.error, kong/error_handlers.lua).
+    request_id = ma.fields.String(metadata={"description": "Kong's request id, on the gateway's own errors"})
 
 
 def error_body(message: str, errors: dict | None = None) -> dict:

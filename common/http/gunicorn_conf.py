@@ -44,6 +44,10 @@ limit_request_fields = 32768
 # Kong passes on from clients as they are; one saying https beside the gateway's
 # "http" would make every such request a 400 ("Contradictory scheme headers").
 secure_scheme_headers = {"X-FORWARDED-PROTO": "https"}
+# A header whose name has an underscore (X_User_Id) is dropped, never mapped to
+# X-User-Id: Kong drops them too (kong/kong.env), but a service must not depend on
+# that for the one header it trusts. (Gunicorn's default since 22.0, pinned here.)
+header_map = "drop"
 
 # No access log from Gunicorn: each service writes its own JSON line per request
 # (common/access.py), with the request id and without the query string.

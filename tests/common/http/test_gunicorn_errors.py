@@ -100,7 +100,7 @@ def test_gunicorns_refusal_carries_the_gateways_request_id_when_it_got_that_far(
 
 
 def test_a_header_line_the_gateways_allow_is_read(service):
-    # Both gateways take header lines up to 8 KiB; Gunicorn's default would refuse
+    # Kong takes header lines up to 8 KiB (nginx's buffers); Gunicorn's default would refuse
     # anything over 8,190 bytes, so the limit is raised above that.
     response = exchange(service, get(b"X-Big: " + b"b" * 8_180 + b"\r\n"))
 
@@ -121,7 +121,9 @@ def test_a_client_that_says_it_came_over_tls_is_not_a_contradiction(service):
     ids=["content-length", "transfer-encoding", "bad-name"],
 )
 def test_a_body_whose_trailers_gunicorn_refuses_is_a_json_400(service, trailer):
-    # HAProxy passes a chunked body's trailers on; Gunicorn raises while the app reads it.
+    # Kong passes a chunked body on with a Content-Length and without its trailers
+    # (tests/gateway/test_edge.py); sent to the service directly, Gunicorn raises
+    # while the app reads them.
     body = b'{"name":"Pen","price":1,"quantity":1}'
     request = (
         b"POST /products HTTP/1.1\r\nHost: products\r\nX-User-Id: 7\r\nContent-Type: application/json\r\n"
@@ -149,3 +151,19 @@ def test_a_malformed_chunk_is_a_json_400(service):
 
     assert response.status == 400, response
     assert response.json() == {"message": "The request body could not be read."}
+
+
+def test_an_identity_header_spelt_with_underscores_is_never_read_as_one(service):
+    # Kong's nginx drops it (kong/kong.env), and the service must not depend on
+    # that: Gunicorn drops header names with underscores (header_map = "drop" in
+    # common/http/gunicorn_conf.py) instead of mapping X_User_Id to X-User-Id.
+    body = b'{"name": "Spoofed", "price": 1, "quantity": 1}'
+    request = (
+        b"POST /products HTTP/1.1\r\nHost: products\r\nX_User_Id: 7\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body)
+    )
+
+    response = exchange(service, request)
+
+    assert response.status == 401, response
+    assert response.json() == {"message": "Authentication required."}
