@@ -1,20 +1,19 @@
-"""The gateway's configuration: kong.yml, the one source of truth for routing and auth.
+"""The gateway's configuration: kong.yml (routing and auth) and kong.env (Kong's
+own settings), the one source of truth for every way the system runs.
 
-Two consumers read it. Real Kong (docker-compose.yml) gets a rendered copy with the
-secret filled in (``python -m kong render``); hosts without Docker run HAProxy with
-a config generated from it (``python -m kong haproxy``), which refuses anything in
-kong.yml that it cannot translate faithfully.
+Kong reads a rendered copy of kong.yml, with the secret filled in (``python -m
+kong render``); compose, Kubernetes and the native stack all run that same Kong
+3.9.3 with the settings in kong.env. ``python -m kong.admin`` reads its Admin API.
 """
 
-from kong.config import load, render, write_private_file, write_rendered
+from kong.config import load, render, with_upstreams, write_private_file, write_rendered
 from kong.errors import ConfigError
-from kong.haproxy import generate_haproxy_config
 
 __all__ = [
     "ConfigError",
-    "generate_haproxy_config",
     "load",
     "render",
+    "with_upstreams",
     "write_private_file",
     "write_rendered",
 ]

@@ -11,6 +11,7 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -50,6 +51,25 @@ def render(config: Any, env: Mapping[str, str] | None = None) -> Any:
     (so YAML anchors don't come back as aliases when it is written out).
     """
     return _render(config, os.environ if env is None else env, where="")
+
+
+def with_upstreams(config: Mapping, targets: Mapping[str, list[str]]) -> dict:
+    """A copy of `config` in which each named service is balanced over `targets`.
+
+    kong.yml names its services by host (`url: http://users:8000`), as compose
+    and Kubernetes resolve them. Where they run elsewhere (the native stack: on
+    loopback ports, several copies of one), an upstream of the same name takes
+    precedence over DNS, and Kong balances over its targets: the services' own
+    entries stay as they are.
+    """
+    hosts = {urlsplit(service["url"]).hostname for service in config.get("services", [])}
+    unknown = sorted(set(targets) - hosts)
+    if unknown:
+        raise ConfigError(f"no service in kong.yml has the host {', '.join(unknown)}")
+    upstreams = [
+        {"name": name, "targets": [{"target": target} for target in addresses]} for name, addresses in targets.items()
+    ]
+    return {**config, "upstreams": [*config.get("upstreams", []), *upstreams]}
 
 
 def write_rendered(config: Mapping, path: str | os.PathLike) -> None:

@@ -45,9 +45,10 @@ from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import native_supervisor  # scripts/ is on sys.path: this file runs as a script
+
 ROOT = Path(__file__).resolve().parent.parent
 LUA = Path(__file__).resolve().parent / "bench.lua"
-RUN = ROOT / "var" / "run"
 RESULTS = ROOT / "var" / "bench"
 
 KINDS = ("get", "list", "order")
@@ -111,15 +112,12 @@ def die(message: str) -> None:
 
 
 def _stack_groups() -> dict[int, str]:
-    """Process group id → stack process name (the native stack starts each in its own session)."""
-    groups = {}
-    for pidfile in RUN.glob("*.pid"):
-        try:
-            # A copy (products-worker.2, from `scripts/stack up --scale`) counts for its process.
-            groups[int(pidfile.read_text())] = pidfile.stem.split(".")[0]
-        except ValueError:
-            pass
-    return groups
+    """Process group id → stack process name (supervisord starts each native
+    process in a process group of its own); {} when the native stack isn't up."""
+    if not native_supervisor.running():
+        return {}
+    # A copy (products-worker.2, from `scripts/stack up --scale`) counts for its process.
+    return {info["pid"]: name.split(".")[0] for name, info in native_supervisor.states().items() if info["pid"]}
 
 
 def cpu_snapshot() -> tuple[float, dict[int, tuple[str, int]], tuple[int, int]]:
@@ -800,7 +798,7 @@ def report(summary: dict) -> str:
         cores = gw["cpu"]["cores"]
         system = sum(c for group, c in cores.items() if group not in ("wrk (load generator)", "bench driver", "other"))
         add(
-            f"HAProxy's CPU in the mixed run: {cores.get('gateway', 0):.2f} cores, "
+            f"Kong's CPU in the mixed run: {cores.get('gateway', 0):.2f} cores, "
             f"{cores.get('gateway', 0) / max(system, 1e-9):.1%} of what the system used"
         )
     add("")

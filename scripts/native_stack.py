@@ -1,11 +1,12 @@
-"""The native stack: the whole system as local processes, HAProxy in front.
+"""The native stack: the whole system as local processes, real Kong in front.
 
 For hosts without a Docker engine. It runs what docker-compose.yml runs, against
 the PostgreSQL and RabbitMQ already on this host, with every service bound to
-127.0.0.1 and only the gateway on port 8000. The gateway's config is generated
-from kong.yml, so both ways of running share one routing and auth contract.
+127.0.0.1 and only the gateway, the host's Kong 3.9 with the same kong.yml and
+kong/kong.env, on port 8000. Every process runs under supervisord
+(scripts/native_supervisor.py), which restarts one that dies.
 
-    python scripts/native_stack.py up|down|status|logs
+    python scripts/native_stack.py up|down|status|logs|start|stop
 
 (normally through scripts/stack, which installs what is missing first).
 """
@@ -26,7 +27,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import envfile  # scripts/ is on sys.path: this file runs as a script
+import native_kong
 import native_prometheus
+import native_supervisor as supervisor
 
 from common import provision
 from common.messaging.process import readiness
@@ -39,7 +42,6 @@ from common.settings import (
     admin_database_url,
     service_database_url,
 )
-from kong.haproxy import DEFAULT_METRICS_BIND
 
 ROOT = Path(__file__).resolve().parent.parent
 VAR = ROOT / "var"
@@ -50,7 +52,7 @@ BIN = Path(sys.executable).parent
 # Background processes, by the service whose code and database they use.
 BACKGROUND = [("products", "worker"), ("products", "relay"), ("orders", "worker"), ("orders", "relay")]
 # --scale NAME=N runs N copies of a process (the gateway excepted). Copy k > 1 is
-# NAME.k, with its own log, pid and heartbeat; a web service's copy listens
+# NAME.k, with its own log and heartbeat; a web service's copy listens
 # COPY_PORTS higher per copy, a background process's metrics COPY_METRICS_PORTS.
 SCALABLE = [*LOCAL_PORTS, *(f"{service}-{role}" for service, role in BACKGROUND)]
 MAX_COPIES = 9
@@ -60,7 +62,6 @@ SCALE_FILE = RUN / "scale.json"
 # `up --observability` runs Prometheus too, until `down`.
 OBSERVABILITY_FILE = RUN / "observability"
 UP_DEADLINE = 30.0
-STOP_DEADLINE = 15.0
 # What the running processes were started from. `up` restarts them when it has
 # changed (an edit, a pull, a new lock file or secret), so a stack left running
 # never serves old code to the next `scripts/test`.
@@ -76,10 +77,7 @@ class Proc:
     health_url: str | None = None
     heartbeat: Path | None = None
     group: str = ""  # the process this is a copy of (its own name if it isn't one)
-
-    @property
-    def pidfile(self) -> Path:
-        return RUN / f"{self.name}.pid"
+    stop_signal: str = "TERM"
 
     @property
     def logfile(self) -> Path:
@@ -190,9 +188,12 @@ def processes(secrets_env: dict, scale: dict[str, int] | None = None) -> list[Pr
     procs.append(
         Proc(
             "gateway",
-            ["haproxy", "-db", "-f", str(VAR / "haproxy.cfg")],
-            health_url=f"{gateway_url()}/products",
+            native_kong.argv(),
+            native_kong.env(gateway_bind()),
+            health_url=native_kong.health_url(),
             group="gateway",
+            # nginx's graceful shutdown: requests in flight are finished.
+            stop_signal="QUIT",
         )
     )
     return procs
@@ -202,7 +203,7 @@ def scrape_targets(procs: list[Proc]) -> dict[str, list[tuple[str, str]]]:
     """What Prometheus scrapes, by job (the names observability/prometheus/prometheus.yml uses)."""
     services = [(p.name, p.env["BIND"]) for p in procs if p.group in LOCAL_PORTS]
     background = [(p.name, f"127.0.0.1:{p.env['METRICS_PORT']}") for p in procs if "METRICS_PORT" in p.env]
-    gateway = [("gateway", DEFAULT_METRICS_BIND)]  # HAProxy's exporter (kong.yml's prometheus plugin)
+    gateway = [("gateway", native_kong.metrics_bind())]  # kong.yml's prometheus plugin
     return {"services": services, "background": background, "gateway": gateway}
 
 
@@ -236,40 +237,11 @@ def migrate() -> None:
             sys.exit(f"migrating {service} failed:\n{result.stderr[-2000:]}")
 
 
-def write_gateway_config(secrets_env: dict, scale: dict[str, int]) -> bool:
-    """Generate var/haproxy.cfg from kong.yml, every copy of a service its server;
-    True if it changed."""
-    target = VAR / "haproxy.cfg"
-    before = target.read_bytes() if target.exists() else b""
-    upstreams = [
-        f"--upstream={service}=" + ",".join(f"127.0.0.1:{web_port(service, k)}" for k, _ in copies(service, scale))
-        for service in LOCAL_PORTS
-    ]
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "kong",
-            "haproxy",
-            "--config",
-            str(ROOT / "kong.yml"),
-            "--out",
-            str(target),
-            "--bind",
-            gateway_bind(),
-            *upstreams,
-        ],
-        cwd=ROOT,
-        env={**os.environ, **secrets_env},
-        capture_output=True,
-        text=True,
-    )
-    if result.returncode != 0:
-        sys.exit(f"generating the gateway config from kong.yml failed:\n{result.stderr.strip()}")
-    check = subprocess.run(["haproxy", "-c", "-q", "-f", str(target)], capture_output=True, text=True)
-    if check.returncode != 0:
-        sys.exit(f"HAProxy rejects the generated config:\n{check.stdout}{check.stderr}")
-    return hashlib.sha256(before).digest() != hashlib.sha256(target.read_bytes()).digest()
+def upstreams(scale: dict[str, int]) -> dict[str, list[str]]:
+    """Each service's copies, where Kong balances its requests."""
+    return {
+        service: [f"127.0.0.1:{web_port(service, k)}" for k, _ in copies(service, scale)] for service in LOCAL_PORTS
+    }
 
 
 # -- processes ---------------------------------------------------------------------
@@ -285,65 +257,6 @@ def code_fingerprint(root: Path = ROOT) -> str:
             if file.is_file() and "__pycache__" not in file.parts:
                 digest.update(f"{file.relative_to(root)}\0".encode() + file.read_bytes() + b"\0")
     return digest.hexdigest()
-
-
-def running_pid(proc: Proc) -> int | None:
-    try:
-        pid = int(proc.pidfile.read_text())
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except (FileNotFoundError, ValueError):  # never started, or already gone
-        return None
-    # Guard against a recycled pid: it must still be our command.
-    return pid if proc.argv[-1].encode() in cmdline else None
-
-
-def start(proc: Proc) -> subprocess.Popen:
-    if proc.heartbeat is not None:
-        proc.heartbeat.unlink(missing_ok=True)  # a stale beat must not pass for this run's
-    log = proc.logfile.open("ab")
-    child = subprocess.Popen(
-        proc.argv,
-        cwd=ROOT,
-        env={**os.environ, **proc.env},
-        stdin=subprocess.DEVNULL,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # its own process group: `down` stops it and its children
-    )
-    proc.pidfile.write_text(str(child.pid))
-    return child
-
-
-def stop(proc: Proc, sig: int = signal.SIGTERM) -> bool:
-    pid = running_pid(proc)
-    if pid is None:
-        proc.pidfile.unlink(missing_ok=True)
-        return False
-    os.killpg(pid, sig)
-    deadline = time.monotonic() + STOP_DEADLINE
-    while time.monotonic() < deadline and _group_alive(pid):
-        time.sleep(0.1)
-    if _group_alive(pid):
-        print(f"{proc.name} did not stop within {STOP_DEADLINE:.0f}s; killing it")
-        os.killpg(pid, signal.SIGKILL)
-    proc.pidfile.unlink(missing_ok=True)
-    return True
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie child of ours still "exists" until reaped.
-    try:
-        os.waitpid(pgid, os.WNOHANG)
-    except ChildProcessError:
-        pass
-    try:
-        return Path(f"/proc/{pgid}/stat").read_text().split()[2] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 def health(proc: Proc) -> str | None:
@@ -364,17 +277,19 @@ def health(proc: Proc) -> str | None:
 
 def ensure_running(procs: list[Proc]) -> None:
     """Start those not running, then wait until all are healthy."""
-    started = {proc.name: start(proc) for proc in procs if running_pid(proc) is None}
+    for proc in procs:
+        if proc.heartbeat is not None and supervisor.pid(proc.name) is None:
+            proc.heartbeat.unlink(missing_ok=True)  # a stale beat must not pass for this run's
+        supervisor.start(proc.name)
     deadline = time.monotonic() + UP_DEADLINE
     waiting = list(procs)
     while waiting and time.monotonic() < deadline:
+        states = supervisor.states()
         for proc in list(waiting):
-            child = started.get(proc.name)
-            exited = child.poll() is not None if child else running_pid(proc) is None
-            if exited:
+            if states[proc.name]["statename"] in ("BACKOFF", "FATAL"):
                 tail = proc.logfile.read_text(errors="replace")[-2000:]
-                sys.exit(f"{proc.name} exited during start-up; its log ends:\n{tail}")
-            if health(proc) is None:
+                sys.exit(f"{proc.name} keeps exiting during start-up; its log ends:\n{tail}")
+            if states[proc.name]["statename"] == "RUNNING" and health(proc) is None:
                 waiting.remove(proc)
         time.sleep(0.1)
     if waiting:
@@ -386,47 +301,47 @@ def up(args) -> int:
     started_at = time.monotonic()
     for folder in (LOGS, RUN):
         folder.mkdir(parents=True, exist_ok=True)
-    before = current_scale()
-    scale = {**before, **parse_scale(args.scale)}
+    scale = {**current_scale(), **parse_scale(args.scale)}
     secrets_env = envfile.load()
     provision_databases()
     migrate()
-    # Copies the new scale has no place for stop first.
-    wanted = {proc.name for proc in processes({}, scale)}
-    for proc in processes({}, before):
-        if proc.name not in wanted and stop(proc):
-            print(f"stopped {proc.name} (scaled down)")
     SCALE_FILE.write_text(json.dumps(scale))
     if args.observability:
         OBSERVABILITY_FILE.touch()
-    gateway_changed = write_gateway_config(secrets_env, scale)
-    if OBSERVABILITY_FILE.exists():
-        procs = processes({}, scale)
-        if native_prometheus.write(VAR / "prometheus.yml", scrape_targets(procs)):
-            # Other targets (a new --scale): restarted below with the new config.
-            [prometheus] = [proc for proc in procs if proc.name == native_prometheus.NAME]
-            stop(prometheus)
-
     procs = processes(secrets_env, scale)
+    # What reads a file at start only, and must start again when it changed.
+    stale = set()
+    if native_kong.render(secrets_env, upstreams(scale), dict(os.environ)):
+        stale.add("gateway")  # kong.yml, the secret or the scale
+    if OBSERVABILITY_FILE.exists() and native_prometheus.write(VAR / "prometheus.yml", scrape_targets(procs)):
+        stale.add(native_prometheus.NAME)  # new scrape targets
     code = code_fingerprint()
     started_from = CODE_FILE.read_text() if CODE_FILE.exists() else None
-    running = [proc for proc in procs if running_pid(proc) is not None]
-    if running and started_from != code:
-        print("the code changed since the stack started: restarting its processes")
-        for proc in reversed(running):
-            stop(proc)
-    gateway = procs[-1]
-    # The gateway starts last, once its upstreams answer: HAProxy marks a server
-    # down on its first failed check and takes a few seconds to trust it again.
-    ensure_running(procs[:-1])
-    if gateway_changed and running_pid(gateway) is not None:
-        print("kong.yml or the scale changed: restarting the gateway")
-        stop(gateway)
-    ensure_running([gateway])
+    if supervisor.running() and started_from != code:
+        # supervisord passes its own environment on, and the code reads it at
+        # start: all of it starts anew.
+        print("the code changed since the stack started: restarting it")
+        supervisor.shutdown()
+    supervisor.write_config(procs)
+    if not supervisor.running():
+        for proc in procs:  # a stale beat must not pass for this run's
+            if proc.heartbeat is not None:
+                proc.heartbeat.unlink(missing_ok=True)
+        supervisor.start_daemon()
+    else:
+        for name in supervisor.apply_config():
+            print(f"restarted or stopped {name} (its command, settings or scale changed)")
+            stale.discard(name)
+        for name in sorted(stale):
+            print(f"restarting {name}: the file it reads changed")
+            supervisor.restart(name)
+    ensure_running(procs)
     CODE_FILE.write_text(code)
 
     print(f"native stack up in {time.monotonic() - started_at:.1f}s")
-    print(f"  gateway (HAProxy from kong.yml)  {gateway_url()}")
+    print(f"  gateway (Kong, kong.yml)         {gateway_url()}")
+    print(f"  Kong's status API                http://{native_kong.STATUS_BIND}/status  (and /metrics)")
+    print(f"  Kong's Admin API                 {native_kong.ADMIN_URL}  (loopback only; python -m kong.admin /routes)")
     for name, port in LOCAL_PORTS.items():
         print(f"  {name:<32} http://127.0.0.1:{port}  (loopback only; OpenAPI at /openapi.json)")
     if OBSERVABILITY_FILE.exists():
@@ -434,13 +349,13 @@ def up(args) -> int:
     if any(count > 1 for count in scale.values()):
         print(f"  copies                           {', '.join(f'{n}={c}' for n, c in scale.items() if c > 1)}")
     print(f"  logs                             {LOGS.relative_to(ROOT)}/  (scripts/stack logs)")
+    print(f"  processes                        supervisorctl -c {supervisor.CONFIG.relative_to(ROOT)} status")
     return 0
 
 
 def down(_args) -> int:
-    for proc in reversed(processes({})):
-        if stop(proc):
-            print(f"stopped {proc.name}")
+    if supervisor.shutdown():
+        print("stopped every process (and supervisord)")
     SCALE_FILE.unlink(missing_ok=True)  # the next `up` starts one of each
     CODE_FILE.unlink(missing_ok=True)
     OBSERVABILITY_FILE.unlink(missing_ok=True)  # and no Prometheus unless asked again
@@ -466,28 +381,33 @@ def selected(names: list[str], secrets_env: dict) -> list[Proc]:
 
 
 def start_some(args) -> int:
-    """Start single processes of a stack that is up (after `stop`, say)."""
+    """Start single processes of a stack that is up (after `stop`, say); returns once they are healthy."""
     ensure_running(selected(args.names, envfile.load()))
     return 0
 
 
 def stop_some(args) -> int:
-    """Stop single processes: SIGTERM, or SIGKILL with --kill to simulate a crash."""
+    """Stop single processes: gracefully, or with --kill by SIGKILL to simulate a
+    crash. Either way they stay stopped until `start` (or `up`)."""
     for proc in selected(args.names, {}):
-        if stop(proc, signal.SIGKILL if args.kill else signal.SIGTERM):
+        if (supervisor.kill if args.kill else supervisor.stop)(proc.name):
             print(f"{'killed' if args.kill else 'stopped'} {proc.name}")
     return 0
 
 
 def status(_args) -> int:
     """One screen: processes, queues, outboxes."""
+    if not supervisor.running():
+        print("the native stack is not running (scripts/stack up)")
+        return 1
     all_ok = True
+    states = supervisor.states()
     print(f"{'process':<20} {'pid':>7}  {'state':<8} health")
     for proc in processes({}):
-        pid = running_pid(proc)
-        problem = health(proc) if pid else "stopped"
+        state = states.get(proc.name, {"statename": "ABSENT", "pid": 0})
+        problem = health(proc) if state["statename"] == "RUNNING" else state["statename"].lower()
         all_ok &= problem is None
-        print(f"{proc.name:<20} {pid or '-':>7}  {'running' if pid else 'stopped':<8} {problem or 'ok'}")
+        print(f"{proc.name:<20} {state['pid'] or '-':>7}  {state['statename'].lower():<8} {problem or 'ok'}")
     print()
     print_queues()
     print()
@@ -556,16 +476,16 @@ def story(files: list[Path], request_id: str) -> int:
 
 
 def _timestamp(line: str) -> str:
-    """A sortable UTC timestamp: JSON lines carry "ts"; HAProxy's say [24/Nov/2026:02:03:44.123]."""
+    """A sortable UTC timestamp: JSON lines carry "ts"; Kong's access log says [07/Dec/2026:10:15:26 +0000]."""
     if line.startswith("{"):
         try:
             return json.loads(line).get("ts", "")
         except ValueError:
             return ""
-    match = re.search(r"\[(\d{2}/\w{3}/\d{4}:\d{2}:\d{2}:\d{2}\.\d{3})\]", line)
+    match = re.search(r"\[(\d{2}/\w{3}/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4})\]", line)
     if not match:
         return ""
-    moment = datetime.strptime(match.group(1), "%d/%b/%Y:%H:%M:%S.%f").replace(tzinfo=UTC)
+    moment = datetime.strptime(match.group(1), "%d/%b/%Y:%H:%M:%S %z").astimezone(UTC)
     return moment.isoformat(timespec="milliseconds")
 
 

@@ -20,7 +20,7 @@ SHELL_SCRIPTS = [
 @pytest.fixture
 def bare_path(tmp_path):
     """A PATH with python3, the basic tools and a fake `docker` (which answers
-    `docker compose version`), but no haproxy, decK, wrk or apt-get: a Docker
+    `docker compose version`), but no Kong, decK, wrk or apt-get: a Docker
     user's macOS or Fedora, as far as the scripts can tell."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
@@ -52,7 +52,49 @@ def test_native_mode_says_what_to_install_where_there_is_no_apt(bare_path):
     result = run("scripts/bootstrap", "native", path=bare_path)
 
     assert result.returncode == 1
-    assert "haproxy" in result.stderr and "package manager" in result.stderr
+    assert "deck" in result.stderr and "package manager" in result.stderr
+
+
+@pytest.fixture
+def test_tools_path(bare_path):
+    """bare_path with the native tests' Debian tools (stand-ins that are never run)."""
+    for tool in ("deck", "chromium", "promtool"):
+        (Path(bare_path) / tool).write_text("#!/bin/sh\nexit 0\n")
+        (Path(bare_path) / tool).chmod(0o755)
+    return bare_path
+
+
+def fake_kong(path: str, version: str) -> None:
+    kong = Path(path) / "kong"
+    kong.write_text(f'#!/bin/sh\n[ "$1" = version ] && echo {version}\n')
+    kong.chmod(0o755)
+
+
+def test_native_mode_without_kong_says_how_to_get_it_and_starts_nothing(test_tools_path):
+    for command in (["scripts/bootstrap", "native"], ["scripts/stack", "up", "--native"]):
+        result = run(*command, path=test_tools_path)
+
+        assert result.returncode == 1, command
+        assert "Kong Gateway 3.9" in result.stderr and "KONG_TARBALL" in result.stderr
+        assert "scripts/stack up --docker" in result.stderr
+        assert "native stack up" not in result.stdout
+
+
+def test_native_mode_refuses_another_kong_version(test_tools_path):
+    fake_kong(test_tools_path, "3.8.1")
+
+    result = run("scripts/bootstrap", "native", path=test_tools_path)
+
+    assert result.returncode == 1
+    assert "is Kong 3.8.1; the project runs Kong 3.9.x" in result.stderr
+
+
+def test_native_mode_takes_kong_3_9(test_tools_path):
+    fake_kong(test_tools_path, "3.9.3")
+
+    result = run("scripts/bootstrap", "native", path=test_tools_path)
+
+    assert result.returncode == 0, result.stderr
 
 
 def test_docker_mode_without_compose_says_so(bare_path):

@@ -2,10 +2,12 @@
 
 Works against either way of running the system: the native stack (default) or
 docker compose (SHOP_STACK=docker, as `scripts/test --docker` sets), whose
-containers are inspected with the Docker SDK.
+containers are inspected with the Docker SDK. Both put Kong 3.9.3 in front.
 """
 
+import json
 import os
+import signal
 import subprocess
 import sys
 import uuid
@@ -37,18 +39,10 @@ PROTECTED = [
 ]
 
 
-# What answers on port 8000. Tests whose outcome depends on the gateway's own
-# behaviour (its error bodies, request ids, Admin API) assert what that one does.
-HAPROXY = "haproxy"  # the native stack's: HAProxy with a config generated from kong.yml
-KONG = "kong"  # real Kong, under docker compose
-KONG_STANDIN = "kong-standin"  # the container rig's kong:3.9.3 stand-in: HAProxy from the same generator
-STANDIN_LABEL = "io.container-rig.standin"
-
-
 class NativeStack:
-    """The processes scripts/stack started (logs under var/log), and the host's RabbitMQ."""
+    """The processes scripts/stack started under supervisord (logs under var/log),
+    and the host's RabbitMQ."""
 
-    gateway = HAPROXY
     amqp_url = Settings.from_env("products").amqp_url
 
     def _stack(self, *args):
@@ -69,12 +63,41 @@ class NativeStack:
             capture_output=True,
         )
 
-    def copy_names(self, process: str) -> list[str]:
-        """The running copies of a process: products-worker, products-worker.2, ..."""
-        pids = (ROOT / "var" / "run").glob(f"{process}*.pid")
-        return sorted(
-            path.stem for path in pids if path.stem == process or path.stem.removeprefix(f"{process}.").isdigit()
+    def _supervisor(self):
+        sys.path.insert(0, str(ROOT / "scripts"))  # as scripts/stack runs it
+        import native_supervisor
+
+        return native_supervisor
+
+    def crash(self, name):
+        """SIGKILL the process behind the manager's back, as the kernel's OOM killer
+        would; returns an opaque token of the run that died (its pid)."""
+        pid = self._supervisor().pid(name)
+        assert pid, f"{name} is not running"
+        os.kill(pid, signal.SIGKILL)
+        return pid
+
+    def restarted_since(self, name, token) -> bool:
+        """Running again, as a new process, and healthy, since crash() returned `token`."""
+        pid = self._supervisor().pid(name)
+        if pid is None or pid == token:
+            return False
+        import native_stack  # on sys.path since _supervisor()
+
+        [proc] = [proc for proc in native_stack.processes({}) if proc.name == name]
+        return native_stack.health(proc) is None
+
+    def kong_admin(self, path: str) -> subprocess.CompletedProcess:
+        """What an operator gets from Kong's Admin API on this host's loopback (README)."""
+        return subprocess.run(
+            [sys.executable, "-m", "kong.admin", path], cwd=ROOT, capture_output=True, text=True, timeout=30
         )
+
+    def copy_names(self, process: str) -> list[str]:
+        """The copies of a process the stack runs (its --scale): products-worker, products-worker.2, ..."""
+        scale_file = ROOT / "var" / "run" / "scale.json"
+        count = json.loads(scale_file.read_text()).get(process, 1) if scale_file.exists() else 1
+        return [process if k == 1 else f"{process}.{k}" for k in range(1, count + 1)]
 
     def logs_of_copies(self, process: str) -> dict[str, str]:
         """Each running copy's log, by copy."""
@@ -150,11 +173,6 @@ class DockerStack:
         if unhealthy:
             pytest.fail(f"containers not healthy: {', '.join(unhealthy)}")
 
-    @property
-    def gateway(self) -> str:
-        image = self._containers()["kong"].image
-        return KONG_STANDIN if image.labels.get(STANDIN_LABEL) == "kong" else KONG
-
     def _containers(self) -> dict:
         found = self.client.containers.list(all=True, filters={"label": "com.docker.compose.project=shop"})
         return {c.labels["com.docker.compose.service"]: c for c in found}
@@ -178,6 +196,37 @@ class DockerStack:
         code, output = self._containers()[name].exec_run(argv)
         assert code == 0, output.decode(errors="replace")
         return output.decode(errors="replace").strip()
+
+    def kong_admin(self, path: str) -> subprocess.CompletedProcess:
+        """What `docker compose run --rm kong-admin PATH` prints: the README's way in.
+        --no-deps: Kong runs already, and nothing else is to be touched."""
+        return subprocess.run(
+            ["docker", "compose", "run", "--rm", "--no-deps", "kong-admin", path],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    def crash(self, name):
+        """SIGKILL the container's main process from inside, as the kernel's OOM
+        killer would (not `docker kill`, which counts as stopping it on purpose);
+        returns an opaque token of the run that died (its start time)."""
+        started = self.started_at(name)
+        kill = (
+            "import os, signal\n"
+            "for pid in filter(str.isdigit, os.listdir('/proc')):\n"
+            "    if int(pid) not in (1, os.getpid()) and os.getppid() != int(pid):\n"
+            "        os.kill(int(pid), signal.SIGKILL)\n"
+        )
+        # Detached: the exec dies with the container, before it could report.
+        self._containers()[name].exec_run(["python", "-c", kill], detach=True)
+        return started
+
+    def restarted_since(self, name, token) -> bool:
+        container = self._containers()[name]
+        container.reload()
+        return container.attrs["State"]["StartedAt"] != token and self._healthy(container)
 
     def started_at(self, name) -> str:
         container = self._containers()[name]
@@ -234,19 +283,6 @@ class DockerStack:
 @pytest.fixture(scope="session")
 def stack():
     return DockerStack() if SHOP_STACK_IS_DOCKER else NativeStack()
-
-
-@pytest.fixture(scope="session")
-def gateway_kind(stack) -> str:
-    """HAPROXY, KONG or KONG_STANDIN: which gateway the tests talk to."""
-    return stack.gateway
-
-
-@pytest.fixture(scope="session")
-def real_kong(gateway_kind):
-    """For tests only real Kong can answer (its Admin API, say): skips, saying so, elsewhere."""
-    if gateway_kind != KONG:
-        pytest.skip(f"only real Kong can answer this; the gateway here is {gateway_kind}")
 
 
 @pytest.hookimpl(hookwrapper=True)

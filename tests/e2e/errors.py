@@ -1,4 +1,4 @@
-"""Asserting on error answers through the gateway, whichever gateway it is."""
+"""Asserting on error answers through the gateway."""
 
 
 def assert_error(response, status: int, message: str) -> None:
@@ -6,7 +6,7 @@ def assert_error(response, status: int, message: str) -> None:
 
     Only the message is compared: Kong's own error bodies (kong.response.error:
     no route, request-size-limiting, rate-limiting, nginx's errors) also carry a
-    request_id, which the services' and the stand-in's don't. Takes a requests
+    request_id, which the services' don't. Takes a requests
     Response or a tests.rawhttp.RawResponse."""
     code = getattr(response, "status_code", None) or response.status
     assert code == status, str(getattr(response, "text", response))

@@ -5,7 +5,6 @@ asks for it, and an edited kong.yml taking effect on the next `up`.
 Docker mode only (scripts/test --docker); natively there are no containers.
 """
 
-import json
 import os
 import socket
 import subprocess
@@ -18,7 +17,7 @@ import pytest
 import requests
 import yaml
 
-from tests.e2e.conftest import GATEWAY_URL, KONG, KONG_STANDIN, ROOT
+from tests.e2e.conftest import GATEWAY_URL, ROOT
 from tests.support import client_from, eventually
 
 pytestmark = [
@@ -120,41 +119,7 @@ def test_up_gives_up_on_a_container_that_never_gets_healthy(tmp_path):
     assert "failing" in result.stderr  # which container, and its log
 
 
-# -- Kong's Admin API -----------------------------------------------------------------
-
-
-def admin(path, url=None):
-    """What `docker compose run --rm kong-admin PATH` prints: the README's way in.
-    --no-deps: Kong runs already, and nothing else is to be touched."""
-    env = ["-e", f"KONG_ADMIN_URL={url}"] if url else []
-    return compose("run", "--rm", "--no-deps", *env, "kong-admin", path)
-
-
-def test_the_admin_tool_reaches_kongs_own_loopback(gateway_kind):
-    if gateway_kind == KONG:
-        answer = admin("/status")
-        assert answer.returncode == 0, answer.stderr
-        assert "server" in json.loads(answer.stdout)
-    else:
-        # The stand-in has no Admin API; what listens on its loopback only is
-        # HAProxy's exporter (127.0.0.1:8405), which shows the way in works.
-        assert gateway_kind == KONG_STANDIN
-        answer = admin("/metrics", url="http://127.0.0.1:8405")
-        assert answer.returncode == 0, answer.stderr
-        assert "haproxy_process" in answer.stdout
-
-
-def test_kong_serves_the_routes_of_kong_yml(real_kong):
-    answer = admin("/routes")
-
-    assert answer.returncode == 0, answer.stderr
-    served = {route["name"] for route in json.loads(answer.stdout)["data"]}
-    declared = {
-        route["name"]
-        for service in yaml.safe_load((ROOT / "kong.yml").read_text())["services"]
-        for route in service["routes"]
-    }
-    assert served == declared
+# -- Kong's Admin API (the operator's way in, both modes: test_kong_admin.py) ----------
 
 
 def test_no_other_container_and_no_host_port_reaches_the_admin_api(stack):
@@ -175,15 +140,7 @@ def test_no_other_container_and_no_host_port_reaches_the_admin_api(stack):
         socket.create_connection(("127.0.0.1", 8001), timeout=3).close()
 
 
-def test_kongs_status_api_answers_on_host_loopback(real_kong):
-    status = requests.get("http://127.0.0.1:8100/status", timeout=5)
-    metrics = requests.get("http://127.0.0.1:8100/metrics", timeout=5)
-
-    assert status.status_code == 200 and "server" in status.json()
-    assert "kong_" in metrics.text
-
-
-def test_kong_yml_passes_kongs_own_parser(real_kong, stack):
+def test_kong_yml_passes_kongs_own_parser(stack):
     # Full schema validation, plugin configs included (kong/cmd/config.lua), of
     # the file Kong runs.
     assert "parse successful" in stack.exec("kong", ["kong", "config", "parse", "/kong-config/kong.yml"])

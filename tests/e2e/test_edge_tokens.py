@@ -1,12 +1,12 @@
 """The bearer token contract (kong.yml's global pre-function, README "Security"),
-through port 8000: both gateways read a token the same way, or refuse it alike.
+through port 8000: one well-formed token is read, anything else refused alike.
 
-Under real Kong the pre-function does this; without it, Kong 3.9.3 answers 500
-to MQ.e30.eA (kong/plugins/jwt/jwt_parser.lua: decode_token's pcall covers the
-json.decode calls, not the header.alg index after them), matches its scheme with
-an unanchored \\s*[Bb]earer\\s+(.+) (kong/plugins/jwt/handler.lua) and keeps the
-last of two equal keys (cjson), where HAProxy's stand-in keeps the first.
-tests/gateway/test_haproxy_bearer_contract.py has every case against HAProxy.
+Without the pre-function, Kong 3.9.3 answers 500 to MQ.e30.eA
+(kong/plugins/jwt/jwt_parser.lua: decode_token's pcall covers the json.decode
+calls, not the header.alg index after them) and to a token whose iss is no string
+(kong/plugins/jwt/handler.lua looks the credential up by it before any signature
+check), and matches its scheme with an unanchored \\s*[Bb]earer\\s+(.+).
+tests/gateway/ has every case against Kong with echo upstreams.
 """
 
 import base64
@@ -64,7 +64,7 @@ def test_the_scheme_is_read_in_any_case(gateway, session_user, sign, scheme):
         ("Bearer e30.MQ.eA", "Bad token; invalid JSON"),
         ("Basic dXNlcg==, Bearer {token}", "Unauthorized"),  # Kong's unanchored match would take it
         ("xBearer {token}", "Unauthorized"),
-        ("Bearer {token}, Bearer {token}", "Bad token; invalid JSON"),  # HAProxy's would take the first
+        ("Bearer {token}, Bearer {token}", "Bad token; invalid JSON"),
     ],
     ids=["header-not-an-object", "claims-not-an-object", "bearer-after-a-comma", "scheme-in-a-word", "two-tokens"],
 )
@@ -88,15 +88,42 @@ def test_signed_tokens_the_gateways_could_read_differently_are_401(gateway, sign
     assert_error(gateway.get("/users/me", headers={"Authorization": f"Bearer {sign(claims_json)}"}), 401, message)
 
 
+@pytest.mark.parametrize("iss", ["1", "true", "null", "{}", '["shop-users"]', 'false,"x":1'])
+def test_a_token_whose_iss_is_no_string_is_401_not_500(gateway, sign, iss):
+    # Any signature would do: Kong's jwt plugin raised on such a key before it
+    # checked one (kong/db/dao/init.lua, cache_key), a 500 for anyone.
+    claims = GOOD.replace(f'"{ISSUER}"', iss)
+
+    response = gateway.get("/users/me", headers={"Authorization": f"Bearer {sign(claims)}"})
+
+    if iss.startswith("false"):  # claims' iss is false: Kong takes the header's, which is absent
+        assert_error(response, 401, "No mandatory 'iss' in claims")
+    else:
+        assert_error(response, 401, "Invalid 'iss' in claims")
+
+
+def test_an_iss_in_the_tokens_header_that_is_no_string_is_401(gateway, sign):
+    # The jwt plugin falls back to the header's iss (handler.lua: claims[key] or header[key]).
+    claims = json.dumps({"sub": "1", "exp": int(time.time()) + 300})
+    token = sign(claims, header_json='{"alg":"HS256","iss":7}')
+
+    response = gateway.get("/users/me", headers={"Authorization": f"Bearer {token}"})
+
+    assert_error(response, 401, "Invalid 'iss' in claims")
+
+
 @pytest.mark.parametrize("path", [b"/users/me", b"/products"], ids=["protected", "public"])
-def test_two_authorization_headers_are_401_on_every_route(gateway, sign, path):
+def test_two_authorization_headers_are_nginxs_400_on_every_route(gateway, sign, path):
+    # Authorization is one of nginx's unique headers (ngx_http_request.c,
+    # ngx_http_headers_in: ngx_http_process_unique_header_line): a second one is
+    # a bad request before Kong runs a plugin.
     token = sign(GOOD).encode()
     request = (
         b"GET " + path + b" HTTP/1.1\r\nHost: shop\r\nAccept: application/json\r\n"
         b"Authorization: Bearer " + token + b"\r\nAuthorization: Bearer " + token + b"\r\nConnection: close\r\n\r\n"
     )
 
-    assert_error(exchange(GATEWAY_URL, request), 401, "Multiple tokens provided")
+    assert_error(exchange(GATEWAY_URL, request), 400, "Bad request")
 
 
 def test_a_malformed_bearer_token_is_401_on_a_public_route_too(gateway):

@@ -1,4 +1,4 @@
-"""The gateway's authentication contract, through port 8000 (Kong or its HAProxy stand-in).
+"""The gateway's authentication contract, through port 8000 (Kong).
 
 Forged tokens of every kind and tokens in query strings, on every protected route:
 test_hostile_clients.py."""

@@ -1,16 +1,29 @@
-"""Fixtures for the gateway tests: kong.yml as loaded, tokens, echo upstreams and a
-real HAProxy running the config generated from kong.yml."""
+"""Fixtures for the gateway tests: kong.yml as loaded, tokens, echo upstreams and
+real Kong 3.9.3 running kong.yml with kong/kong.env's settings in front of them.
+
+Kong starts as the native stack starts it (scripts/native_kong.py): `kong prepare`
+writes nginx's config into a prefix, then OpenResty's nginx runs it in the
+foreground. Each instance listens on free loopback ports of its own, never on a
+running stack's. One instance (`kong_gateway`) serves every test that can share
+it; `start_gateway` starts another for a test that needs a variant config, other
+settings or upstreams of its own.
+"""
 
 import copy
+import http.client
 import json
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from itertools import count
 from pathlib import Path
@@ -19,25 +32,22 @@ import jwt
 import pytest
 import requests
 
-from kong.config import load, render, write_private_file
-from kong.haproxy import generate_haproxy_config
+from kong import settings
+from kong.config import load, render, with_upstreams, write_rendered
 
 ROOT = Path(__file__).resolve().parents[2]
 KONG_YML = ROOT / "kong.yml"
 ISSUER = "shop-users"  # the jwt_secrets key in kong.yml
-# Quotes, $, commas, parentheses, # and non-ASCII: whatever HAProxy's config syntax
-# treats specially must still reach jwt_verify intact. Long enough for HS512.
+# Quotes, $, commas, parentheses, # and non-ASCII: whatever YAML or Kong's config
+# loading could treat specially must still reach the jwt plugin intact. Long
+# enough for HS512.
 TEST_SECRET = "gateway 'test' \"secret\" $HOME ${X}, (parens) #hash \\ ünïcödé — 0123456789abcdef0123456789"
-START_DEADLINE = 10.0
-STOP_DEADLINE = 5.0
-
-
-@pytest.fixture(scope="session")
-def haproxy_binary() -> str:
-    path = shutil.which("haproxy")
-    if path is None:
-        pytest.fail("haproxy is not installed: scripts/bootstrap installs it")
-    return path
+KONG = shutil.which("kong") or "/usr/local/bin/kong"
+# Where Kong's packages put OpenResty's nginx (as scripts/native_kong.py runs it).
+NGINX = "/usr/local/openresty/nginx/sbin/nginx"
+START_DEADLINE = 20.0
+# SIGQUIT lets nginx finish the requests in flight; a test's slow socket may keep one open.
+STOP_DEADLINE = 15.0
 
 
 @pytest.fixture(scope="session")
@@ -91,9 +101,13 @@ class EchoHandler(BaseHTTPRequestHandler):
 
     A request header X-Reply-<Name>: <value> makes it answer with <Name>: <value>
     too, so a test can see what the gateway does to a service's headers. (It
-    always sends a Server header, as BaseHTTPRequestHandler does.)"""
+    always sends a Server header, as BaseHTTPRequestHandler does.) X-Echo-Status:
+    <code> makes it answer with that status instead of 200."""
 
-    protocol_version = "HTTP/1.1"  # keep-alive, as HAProxy expects of a backend
+    protocol_version = "HTTP/1.1"  # keep-alive: Kong keeps a pool of upstream connections
+    # The head and the body go out in two writes: with Nagle's algorithm the second
+    # waits for Kong's delayed ACK, 40 ms on every request.
+    disable_nagle_algorithm = True
     service = "?"
 
     def _echo(self) -> None:
@@ -107,7 +121,7 @@ class EchoHandler(BaseHTTPRequestHandler):
                 "body": body,
             }
         ).encode()
-        self.send_response(200)
+        self.send_response(int(self.headers.get("X-Echo-Status") or 200))
         for name, value in self.headers.items():
             if name.lower().startswith(REPLY_HEADER.lower()):
                 self.send_header(name[len(REPLY_HEADER) :], value)
@@ -130,14 +144,14 @@ class EchoHandler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _echo  # noqa: N815 - http.server's names
 
     def log_message(self, format, *args) -> None:  # noqa: A002 - the base class's name
-        pass  # HAProxy's health checks would fill the test output
+        pass  # one line per request would fill the test output
 
 
 class EchoServer(ThreadingHTTPServer):
     daemon_threads = True
 
     def handle_error(self, request, client_address) -> None:
-        # HAProxy's health checks hang up with a reset once answered: not an error here.
+        # Kong drops idle pooled connections when it stops: not an error here.
         if not isinstance(sys.exc_info()[1], ConnectionError):
             super().handle_error(request, client_address)
 
@@ -162,6 +176,17 @@ def serving(handler: type[BaseHTTPRequestHandler], name: str) -> Iterator[str]:
         thread.join()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def upstreams_take_many_headers() -> Iterator[None]:
+    """http.server refuses more than 100 header lines (http.client's private
+    _MAXHEADERS); the services' Gunicorn takes 32768 (limit_request_fields in
+    common/http/gunicorn_conf.py). Kong adds ~10 of its own to the 100 a client
+    may send, so the test upstreams must take more too."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(http.client, "_MAXHEADERS", 1000)
+        yield
+
+
 @pytest.fixture(scope="session")
 def echo_upstreams() -> Iterator[dict[str, str]]:
     """One echo server per kong.yml service: service name -> "host:port"."""
@@ -169,15 +194,15 @@ def echo_upstreams() -> Iterator[dict[str, str]]:
         yield {"users": users, "products": products, "orders": orders}
 
 
-@pytest.fixture
-def dead_upstream() -> Iterator[str]:
+@contextmanager
+def refusing_address() -> Iterator[str]:
     """An address that refuses connections: bound, so nobody else takes it, but not listening."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         yield f"127.0.0.1:{sock.getsockname()[1]}"
 
 
-# -- HAProxy --------------------------------------------------------------------------
+# -- Kong -----------------------------------------------------------------------------
 
 
 def free_port() -> int:
@@ -186,67 +211,138 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+@dataclass(frozen=True)
+class Kong:
+    url: str  # the proxy listener
+    status_url: str  # the status API: /status, /status/ready and the prometheus plugin's /metrics
+    output: Path  # nginx's stdout and stderr: kong.env sends both logs there
+
+    def log(self) -> str:
+        return self.output.read_text(errors="replace")
+
+
+def kong_environment(prefix: Path, declarative_config: Path, proxy_port: int, status_port: int, **overrides) -> dict:
+    """kong/kong.env as the native stack uses it, on this instance's own loopback ports.
+
+    KONG_* variables of the calling shell are left out: only kong.env and the
+    overrides decide."""
+    inherited = {name: value for name, value in os.environ.items() if not name.startswith("KONG_")}
+    return {
+        **inherited,
+        **settings.load(),
+        "KONG_PREFIX": str(prefix),
+        "KONG_DECLARATIVE_CONFIG": str(declarative_config),
+        "KONG_PROXY_LISTEN": f"127.0.0.1:{proxy_port}",
+        "KONG_STATUS_LISTEN": f"127.0.0.1:{status_port}",
+        # kong.env's 127.0.0.1:8001 is the running stack's.
+        "KONG_ADMIN_LISTEN": "off",
+        "KONG_NGINX_DAEMON": "off",
+        **overrides,
+    }
+
+
+def upstream_targets(upstreams: Mapping[str, str | list[str]]) -> dict[str, list[str]]:
+    """{"users": "h:p"} or {"users": "h:p,h:p"} or {"users": ["h:p", ...]} as with_upstreams takes it."""
+    return {
+        name: addresses.split(",") if isinstance(addresses, str) else list(addresses)
+        for name, addresses in upstreams.items()
+    }
+
+
 @contextmanager
-def running_haproxy(
-    haproxy: str, config: dict, upstreams: dict[str, str], workdir: Path, metrics_port: int | None = None
-) -> Iterator[str]:
-    """Run HAProxy in the foreground with the config generated from `config`; yield its URL.
-
-    Its metrics listener (if kong.yml has the prometheus plugin) is on
-    `metrics_port`, by default on some free port: never on the one a running
-    stack uses."""
-    port = free_port()
-    metrics_bind = f"127.0.0.1:{metrics_port or free_port()}"
-    config_file = workdir / "haproxy.cfg"
-    text = generate_haproxy_config(config, upstreams, bind=f"127.0.0.1:{port}", metrics_bind=metrics_bind)
-    write_private_file(config_file, text)
-    log_file = workdir / "haproxy.log"
-    with log_file.open("wb") as log:
-        process = subprocess.Popen([haproxy, "-db", "-f", str(config_file)], stdout=log, stderr=subprocess.STDOUT)
+def running_kong(
+    config: dict, upstreams: Mapping[str, str | list[str]], workdir: Path, **settings_overrides: str
+) -> Iterator[Kong]:
+    """Kong running `config` (a rendered kong.yml) with each service balanced over
+    its `upstreams`, and kong.env's settings (KONG_*=... keyword arguments change
+    them); stopped on the way out."""
+    declarative = workdir / "kong.yml"  # holds the secret: private to this user, read by nginx's master only
+    write_rendered(with_upstreams(config, upstream_targets(upstreams)), declarative)
+    # nginx's workers run as another user (Kong's nginx_user: kong, or nobody where
+    # there is no such user) and need the prefix (its LMDB, its sockets); pytest's
+    # temporary directories are private to this one.
+    prefix = Path(tempfile.mkdtemp(prefix="kong-gateway-test-"))
+    prefix.chmod(0o755)
+    output = workdir / "kong.out"
+    proxy_port, status_port = free_port(), free_port()
+    env = kong_environment(prefix, declarative, proxy_port, status_port, **settings_overrides)
     try:
-        url = f"http://127.0.0.1:{port}"
-        _wait_until_answering(url, process, log_file)
-        yield url
-    finally:
-        process.terminate()
+        prepared = subprocess.run(
+            [KONG, "prepare", "-p", str(prefix)], env=env, capture_output=True, text=True, timeout=60
+        )
+        if prepared.returncode != 0:
+            pytest.fail(f"kong prepare failed:\n{prepared.stdout}{prepared.stderr}")
+        with output.open("wb") as out:
+            # A session of its own: if it ever has to be killed, its workers go with it.
+            process = subprocess.Popen(
+                [NGINX, "-p", str(prefix), "-c", "nginx.conf"],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        kong = Kong(f"http://127.0.0.1:{proxy_port}", f"http://127.0.0.1:{status_port}", output)
         try:
-            process.wait(timeout=STOP_DEADLINE)
-        except subprocess.TimeoutExpired:  # ignored SIGTERM: don't leave it behind
-            process.kill()
-            process.wait()
+            _wait_until_ready(kong, process)
+            yield kong
+        finally:
+            _stop(process)
+    finally:
+        shutil.rmtree(prefix, ignore_errors=True)
 
 
-def _wait_until_answering(url: str, process: subprocess.Popen, log_file: Path) -> None:
+def _wait_until_ready(kong: Kong, process: subprocess.Popen) -> None:
+    """/status/ready is 200 once the declarative config is loaded and every worker proxies."""
     deadline = time.monotonic() + START_DEADLINE
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            pytest.fail(f"haproxy exited with {process.returncode}:\n{log_file.read_text()}")
+            pytest.fail(f"Kong exited with {process.returncode}:\n{kong.log()}")
         try:
-            requests.get(f"{url}/gateway-test-readiness", timeout=1)
-            return  # any HTTP answer (a 404 here) means it is serving
-        except requests.ConnectionError:  # not listening yet
-            time.sleep(0.05)
-    pytest.fail(f"haproxy didn't answer within {START_DEADLINE}s:\n{log_file.read_text()}")
+            if requests.get(f"{kong.status_url}/status/ready", timeout=1).status_code == 200:
+                return
+        except requests.RequestException:  # not listening yet, or still initialising
+            pass
+        time.sleep(0.05)
+    pytest.fail(f"Kong wasn't ready within {START_DEADLINE}s:\n{kong.log()}")
 
 
-@pytest.fixture(scope="module")
-def haproxy_gateway(haproxy_binary, kong_config, echo_upstreams, tmp_path_factory) -> Iterator[str]:
-    """The URL of HAProxy running kong.yml, every service on an echo server."""
-    with running_haproxy(haproxy_binary, kong_config, echo_upstreams, tmp_path_factory.mktemp("haproxy")) as url:
-        yield url
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGQUIT)  # nginx's graceful shutdown
+    try:
+        process.wait(timeout=STOP_DEADLINE)
+    except subprocess.TimeoutExpired:  # don't leave it (or its workers) behind
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+@pytest.fixture(scope="session")
+def kong_instance(kong_config, echo_upstreams, tmp_path_factory) -> Iterator[Kong]:
+    """Kong running kong.yml with kong.env's settings, every service on an echo server;
+    shared by every test that doesn't change it (it takes a second or two to start)."""
+    with running_kong(kong_config, echo_upstreams, tmp_path_factory.mktemp("kong")) as kong:
+        yield kong
+
+
+@pytest.fixture(scope="session")
+def kong_gateway(kong_instance) -> str:
+    """The proxy URL of the shared Kong."""
+    return kong_instance.url
 
 
 @pytest.fixture
-def start_gateway(haproxy_binary, kong_config, tmp_path) -> Iterator:
-    """Factory: HAProxy running kong.yml (or the given variant of it) with the given
-    upstreams; stopped after the test."""
+def start_gateway(kong_config, tmp_path) -> Iterator:
+    """Factory: Kong running kong.yml (or the given variant of it) over the given
+    upstreams, with kong.env's settings (KONG_*=... keyword arguments change them);
+    stopped after the test. Returns the running Kong."""
     numbers = count(1)
     with ExitStack() as running:
 
-        def start(upstreams: dict[str, str], config: dict | None = None) -> str:
-            workdir = tmp_path / f"haproxy-{next(numbers)}"
+        def start(upstreams: Mapping[str, str | list[str]], config: dict | None = None, **settings_overrides) -> Kong:
+            workdir = tmp_path / f"kong-{next(numbers)}"
             workdir.mkdir()
             config = kong_config if config is None else config
-            return running.enter_context(running_haproxy(haproxy_binary, config, upstreams, workdir))
+            return running.enter_context(running_kong(config, upstreams, workdir, **settings_overrides))
 
         yield start

@@ -1,5 +1,6 @@
 """Rendering kong.yml for real Kong: placeholders filled in from the environment,
-the result private to its owner, and the secret never printed."""
+each service balanced over the addresses given (--upstream), the result private
+to its owner, and the secret never printed."""
 
 import os
 import stat
@@ -10,13 +11,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kong.config import load, render, write_rendered
+from kong import settings
+from kong.config import load, render, with_upstreams, write_rendered
 from kong.errors import ConfigError
+from tests.gateway.conftest import KONG
 
 ROOT = Path(__file__).resolve().parents[2]
 UPSTREAMS = [
     "--upstream=users=127.0.0.1:8101",
-    "--upstream=products=127.0.0.1:8102",
+    "--upstream=products=127.0.0.1:8102,127.0.0.1:8202",  # two copies
     "--upstream=orders=127.0.0.1:8103",
 ]
 
@@ -109,25 +112,75 @@ def test_the_cli_renders_for_kong(kong_yml, jwt_secret, tmp_path):
     assert credential(yaml.safe_load(target.read_text()))["secret"] == jwt_secret
 
 
-def test_the_cli_takes_the_metrics_address(jwt_secret, tmp_path):
-    target = tmp_path / "haproxy.cfg"
+def test_the_cli_balances_each_named_service_over_its_addresses(kong_yml, jwt_secret, tmp_path):
+    target = tmp_path / "kong.yml"
 
     result = run_cli(
-        "haproxy", "--out", str(target), "--metrics-bind", "127.0.0.1:19405", *UPSTREAMS, env={"JWT_SECRET": jwt_secret}
+        "render", "--config", str(kong_yml), "--out", str(target), *UPSTREAMS, env={"JWT_SECRET": jwt_secret}
     )
 
     assert result.returncode == 0, result.stderr
-    assert "frontend metrics\n    bind 127.0.0.1:19405\n" in target.read_text()
+    assert result.stdout == result.stderr == ""
+    rendered = yaml.safe_load(target.read_text())
+    assert rendered["upstreams"] == [
+        {"name": "users", "targets": [{"target": "127.0.0.1:8101"}]},
+        {"name": "products", "targets": [{"target": "127.0.0.1:8102"}, {"target": "127.0.0.1:8202"}]},
+        {"name": "orders", "targets": [{"target": "127.0.0.1:8103"}]},
+    ]
+    # The services keep their hosts: an upstream of the same name takes precedence over DNS.
+    assert [service["url"] for service in rendered["services"]] == [
+        service["url"] for service in load(kong_yml)["services"]
+    ]
 
 
-def test_the_cli_writes_the_haproxy_config_privately(jwt_secret, tmp_path):
-    target = tmp_path / "haproxy.cfg"
+def test_without_upstreams_the_cli_adds_none(kong_yml, jwt_secret, tmp_path):
+    target = tmp_path / "kong.yml"
 
-    result = run_cli("haproxy", "--out", str(target), *UPSTREAMS, env={"JWT_SECRET": jwt_secret})
+    run_cli("render", "--config", str(kong_yml), "--out", str(target), env={"JWT_SECRET": jwt_secret})
+
+    assert yaml.safe_load(target.read_text()).get("upstreams", []) == []
+
+
+def test_the_cli_writes_the_config_privately(kong_yml, jwt_secret, tmp_path):
+    target = tmp_path / "kong.yml"
+
+    result = run_cli(
+        "render", "--config", str(kong_yml), "--out", str(target), *UPSTREAMS, env={"JWT_SECRET": jwt_secret}
+    )
 
     assert result.returncode == 0, result.stderr
-    assert result.stdout == result.stderr == ""
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
+
+
+def test_an_upstream_for_a_host_no_service_has_is_refused(kong_config):
+    # Most likely a typo, which would leave the real service on its compose name.
+    with pytest.raises(ConfigError, match="no service in kong.yml has the host order$"):
+        with_upstreams(kong_config, {"order": ["127.0.0.1:8104"]})
+
+
+def test_adding_upstreams_leaves_the_config_unchanged(kong_config):
+    with_upstreams(kong_config, {"users": ["127.0.0.1:8101"]})
+
+    assert "upstreams" not in kong_config
+
+
+@pytest.mark.integration
+def test_kong_accepts_the_rendered_config_with_upstreams(kong_yml, jwt_secret, tmp_path):
+    # What scripts/native_kong.py checks before it restarts Kong: `kong config parse`.
+    target = tmp_path / "kong.yml"
+    run_cli("render", "--config", str(kong_yml), "--out", str(target), *UPSTREAMS, env={"JWT_SECRET": jwt_secret})
+    environment = {name: value for name, value in os.environ.items() if not name.startswith("KONG_")}
+
+    result = subprocess.run(
+        [KONG, "config", "parse", str(target)],
+        env={**environment, **settings.load(), "KONG_PREFIX": str(tmp_path / "prefix")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert jwt_secret not in result.stdout + result.stderr
 
 
 @pytest.mark.parametrize(
@@ -136,11 +189,19 @@ def test_the_cli_writes_the_haproxy_config_privately(jwt_secret, tmp_path):
         (["render", "--out", "{tmp}/kong.yml"], "JWT_SECRET is not set"),
         (["render", "--config", "{tmp}/missing.yml", "--out", "{tmp}/kong.yml"], "cannot read"),
         (["render", "--out", "{tmp}/no/such/dir/kong.yml"], "cannot write"),
-        (["haproxy", "--out", "{tmp}/haproxy.cfg", "--upstream=users=127.0.0.1:8101"], "has no upstream address"),
-        (["haproxy", "--out", "{tmp}/haproxy.cfg", "--upstream", "users"], "expected SERVICE=HOST:PORT"),
-        (["haproxy", "--out", "{tmp}/haproxy.cfg", *UPSTREAMS, "--metrics-bind", "0.0.0.0:8405"], "loopback"),
+        (
+            ["render", "--out", "{tmp}/kong.yml", "--upstream=order=127.0.0.1:8104"],
+            "no service in kong.yml has the host",
+        ),
+        (["render", "--out", "{tmp}/kong.yml", "--upstream", "users"], "expected SERVICE=HOST:PORT"),
+        (["render", "--out", "{tmp}/kong.yml", "--upstream", "=127.0.0.1:8101"], "expected SERVICE=HOST:PORT"),
+        (["render", "--out", "{tmp}/kong.yml", "--upstream", "users="], "expected SERVICE=HOST:PORT"),
+        (
+            ["render", "--out", "{tmp}/kong.yml", "--upstream=users=127.0.0.1:8101", "--upstream=users=127.0.0.1:8201"],
+            "'users' given twice",
+        ),
     ],
-    ids=["no-secret", "no-config", "no-out-dir", "no-upstream", "bad-upstream", "public-metrics"],
+    ids=["no-secret", "no-config", "no-out-dir", "unknown-host", "no-address", "no-service", "empty-address", "twice"],
 )
 def test_cli_errors_are_one_line_exit_2_and_never_show_the_secret(jwt_secret, tmp_path, args, says):
     secret_env = {} if says == "JWT_SECRET is not set" else {"JWT_SECRET": jwt_secret}
@@ -153,3 +214,10 @@ def test_cli_errors_are_one_line_exit_2_and_never_show_the_secret(jwt_secret, tm
     assert "Traceback" not in result.stderr
     assert jwt_secret not in result.stderr
     assert list(tmp_path.iterdir()) == []  # nothing half-written left behind
+
+
+def test_the_haproxy_command_is_gone(jwt_secret, tmp_path):
+    result = run_cli("haproxy", "--out", str(tmp_path / "haproxy.cfg"), env={"JWT_SECRET": jwt_secret})
+
+    assert result.returncode == 2
+    assert "invalid choice: 'haproxy'" in result.stderr
