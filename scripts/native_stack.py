@@ -289,7 +289,9 @@ def ensure_running(procs: list[Proc]) -> None:
             if states[proc.name]["statename"] in ("BACKOFF", "FATAL"):
                 tail = proc.logfile.read_text(errors="replace")[-2000:]
                 sys.exit(f"{proc.name} keeps exiting during start-up; its log ends:\n{tail}")
-            if states[proc.name]["statename"] == "RUNNING" and health(proc) is None:
+            # Healthy is proof enough that it runs: supervisord calls it RUNNING
+            # only after startsecs, and a waiting caller (the bench's drain) shouldn't.
+            if states[proc.name]["statename"] in ("STARTING", "RUNNING") and health(proc) is None:
                 waiting.remove(proc)
         time.sleep(0.1)
     if waiting:
