@@ -1,7 +1,7 @@
 """Placing an order: check the catalog, price it, store it with its OrderCreated event.
 
-Domain code: it raises what went wrong (UnknownProduct, OutOfStock, or
-CatalogUnavailable from the catalog) and the routes say it in HTTP.
+Domain code: it raises what went wrong (UnknownProduct, OutOfStock,
+TotalTooLarge, or CatalogUnavailable from the catalog) and the routes say it in HTTP.
 """
 
 from decimal import Decimal
@@ -17,6 +17,9 @@ from orders.models import PENDING, Order, OrderItem, OutboxMessage, db
 _orders = Order.__table__
 _ADD_ORDER = insert(_orders).returning(_orders.c.id, _orders.c.created_at)
 _ADD_ITEMS = insert(OrderItem.__table__)
+# The largest total orders.total (NUMERIC(14, 2)) holds: 100 lines at the largest
+# price (common/fields.py MAX_MONEY) and quantities can add up to more.
+MAX_TOTAL = Decimal("999999999999.99")
 
 
 class UnknownProduct(Exception):
@@ -37,6 +40,12 @@ class OutOfStock(Exception):
         )
 
 
+class TotalTooLarge(Exception):
+    def __init__(self, total: Decimal):
+        self.total = total
+        super().__init__(f"The order's total, {total}, is more than the shop takes in one order ({MAX_TOTAL}).")
+
+
 def place(user_id: int, lines: list[dict]) -> dict:
     """The order as created (PENDING), added with its event to the session's
     transaction; the caller commits (the route's idempotent())."""
@@ -51,6 +60,8 @@ def place(user_id: int, lines: list[dict]) -> dict:
 
     items = [{"product_id": pid, "quantity": qty, "unit_price": products[pid].price} for pid, qty in wanted.items()]
     total = sum((item["unit_price"] * item["quantity"] for item in items), Decimal("0"))
+    if total > MAX_TOTAL:
+        raise TotalTooLarge(total)
     connection = db.session.connection()
     order_id, created_at = connection.execute(_ADD_ORDER, {"user_id": user_id, "status": PENDING, "total": total}).one()
     connection.execute(_ADD_ITEMS, [{"order_id": order_id, **item} for item in items])

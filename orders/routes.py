@@ -17,13 +17,13 @@ blp = Blueprint("orders", __name__, description="Placing and reading the caller'
 @blp.arguments(NewOrderSchema)
 @blp.response(201, OrderSchema)
 @blp.alt_response(409, description="Not enough stock")
-@blp.alt_response(422, description="Invalid fields or an unknown product")
+@blp.alt_response(422, description="Invalid fields, an unknown product, or a total too large to take")
 @blp.alt_response(503, description="The products service is unavailable")
 @blp.doc(**PROTECTED)
 def place_order(new_order):
     try:
         return placing.place(current_user_id(), new_order["items"])
-    except placing.UnknownProduct as exc:
+    except (placing.UnknownProduct, placing.TotalTooLarge) as exc:
         abort(422, message=str(exc))
     except placing.OutOfStock as exc:
         abort(409, message=str(exc))

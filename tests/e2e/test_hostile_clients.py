@@ -293,3 +293,16 @@ def test_unknown_methods_are_404_json(gateway, session_user):
         response = gateway.request(method, path, headers=session_user[1])
         assert response.status_code == 404
         assert "message" in response.json()
+
+
+def test_an_order_whose_total_is_too_large_to_store_is_422_not_500(gateway, session_user, create_product):
+    # 101 units at the largest price a product may have: more than an order's
+    # total column holds (NUMERIC(14, 2)); PostgreSQL's overflow was a 500.
+    _, auth = session_user
+    product = create_product(price=9999999999.99, quantity=1000)["id"]
+
+    response = gateway.post("/orders", json={"items": [{"product_id": product, "quantity": 101}]}, headers=auth)
+
+    assert response.status_code == 422, response.text
+    assert "more than the shop takes in one order" in response.json()["message"]
+    assert gateway.get(f"/products/{product}").json()["quantity"] == 1000

@@ -80,6 +80,32 @@ def test_unknown_product_is_422_and_nothing_stored(client, make_product, orders_
     assert order_events() == []
 
 
+@pytest.mark.parametrize("idempotency_key", [None, "total-too-large"])
+def test_a_total_too_large_to_store_is_422_and_nothing_stored(
+    client, make_product, orders_app, order_events, idempotency_key
+):
+    # 101 units at the largest price add up to more than NUMERIC(14, 2) holds: this
+    # was PostgreSQL's "numeric field overflow", a 500.
+    product = make_product(price="9999999999.99", quantity=1000)
+    headers = {**ANN, **({"Idempotency-Key": idempotency_key} if idempotency_key else {})}
+
+    response = client.post("/orders", json={"items": [{"product_id": product, "quantity": 101}]}, headers=headers)
+
+    assert response.status_code == 422, response.get_json()
+    assert "more than the shop takes in one order" in response.get_json()["message"]
+    assert order_count(orders_app) == 0
+    assert order_events() == []
+
+
+def test_the_largest_total_that_fits_is_taken(client, make_product):
+    product = make_product(price="9999999999.99", quantity=1000)
+
+    response = client.post("/orders", json={"items": [{"product_id": product, "quantity": 100}]}, headers=ANN)
+
+    assert response.status_code == 201, response.get_json()
+    assert response.get_json()["total"] == 999999999999.0
+
+
 def test_not_enough_stock_is_409(client, make_product, orders_app):
     product = make_product(quantity=2)
     response = client.post("/orders", json={"items": [{"product_id": product, "quantity": 3}]}, headers=ANN)
