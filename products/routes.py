@@ -81,6 +81,7 @@ def change_product(changes, product_id):
 
 
 @blp.post("/products/<id:product_id>/stock")
+@idempotent(db, IdempotencyKey)
 @blp.arguments(RestockSchema)
 @blp.response(200, ProductSchema)
 @blp.alt_response(409, description="The stock would exceed its maximum")
@@ -92,5 +93,4 @@ def restock(args, product_id):
     if product.quantity > MAX_STOCK - args["add"]:
         abort(409, message=f"The stock would exceed {MAX_STOCK}; it is {product.quantity}.")
     product.quantity += args["add"]
-    db.session.commit()
-    return product
+    return product  # committed by idempotent(), with the key's answer if there is one

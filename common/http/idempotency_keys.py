@@ -1,5 +1,6 @@
 """Safe retries: the Idempotency-Key request header (IETF httpapi draft
-"The Idempotency-Key HTTP Header Field"), on the POSTs that create something.
+"The Idempotency-Key HTTP Header Field"), on every POST that isn't idempotent by
+itself: those that create something, and adding stock.
 
     @blp.post("/orders")
     @idempotent(db, IdempotencyKey)      # above flask-smorest's decorators

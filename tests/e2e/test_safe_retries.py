@@ -1,4 +1,5 @@
-"""Idempotency-Key through the gateway: a client that retries orders once."""
+"""Idempotency-Key through the gateway: a client that retries orders, or a
+restock, once."""
 
 import json
 import socket
@@ -99,3 +100,15 @@ def test_products_take_the_key_too(gateway, session_user):
 
     assert (first.status_code, retry.status_code) == (201, 201)
     assert retry.json() == first.json() and retry.headers["Idempotent-Replayed"] == "true"
+
+
+def test_a_restock_sent_twice_with_one_key_adds_once(gateway, session_user, create_product):
+    _, auth = session_user
+    product = create_product(quantity=5)["id"]
+    headers = {**auth, "Idempotency-Key": f"restock-{uuid.uuid4()}"}
+
+    answers = [gateway.post(f"/products/{product}/stock", json={"add": 7}, headers=headers) for _ in range(2)]
+
+    assert [answer.status_code for answer in answers] == [200, 200]
+    assert answers[1].headers["Idempotent-Replayed"] == "true"
+    assert gateway.get(f"/products/{product}").json()["quantity"] == 12  # not 19
