@@ -2,12 +2,14 @@
 
 It answers only on the internal listener (INTERNAL_BIND: natively
 127.0.0.1:8112, in containers port 8001), which only orders reaches (the
-Kubernetes NetworkPolicies say so too); on the public port these paths are 404.
+Kubernetes NetworkPolicies say so too), and that listener answers nothing else
+(common/http/app.py): on the public port these paths are 404, and on the
+internal port every public path is.
 Not in the OpenAPI document: that describes what clients can call.
 """
 
 import marshmallow as ma
-from flask import Blueprint, abort, current_app, request
+from flask import Blueprint, abort, request
 from sqlalchemy import bindparam, select
 
 from common.fields import MAX_ID, Money, StrictInteger
@@ -39,13 +41,6 @@ _products = Product.__table__
 _LOOKUP = select(_products.c.id, _products.c.price, _products.c.quantity).where(
     _products.c.id.in_(bindparam("ids", expanding=True))
 )
-
-
-@internal.before_request
-def on_the_internal_listener_only():
-    port = current_app.config["SETTINGS"].internal_port
-    if port is None or request.environ.get("SERVER_PORT") != str(port):
-        abort(404)
 
 
 @internal.get("/products")

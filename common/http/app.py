@@ -13,7 +13,7 @@ import os
 
 import flask_smorest
 import marshmallow as ma
-from flask import Flask, request
+from flask import Flask, abort, current_app, request
 from flask_migrate import Migrate
 from flask_smorest import Api
 from flask_sqlalchemy import SQLAlchemy
@@ -119,6 +119,21 @@ def _require_json_bodies():
         raise UnsupportedMediaType("Send the request body as JSON (Content-Type: application/json).")
 
 
+def _one_listener_each(internal_blueprints: set[str]):
+    """The internal listener (INTERNAL_BIND) serves the internal blueprints and
+    nothing else, and they answer nowhere else: 404 otherwise. Whatever reaches the
+    internal port (orders, by design) must not find the public API there, where
+    X-User-Id comes from the caller and not from Kong."""
+
+    def guard():
+        port = current_app.config["SETTINGS"].internal_port
+        on_internal_listener = port is not None and request.environ.get("SERVER_PORT") == str(port)
+        if on_internal_listener != (request.blueprint in internal_blueprints):
+            abort(404)
+
+    return guard
+
+
 def build_app(name: str, config: dict, db: SQLAlchemy, blueprints, package_dir: str, internal=(), pages=()) -> Flask:
     """`blueprints` are the service's API (documented, routed by the gateway);
     `internal` ones are for other services only (not documented); `pages` are
@@ -153,6 +168,7 @@ def build_app(name: str, config: dict, db: SQLAlchemy, blueprints, package_dir: 
     for blueprint in (*internal, *pages):
         app.register_blueprint(blueprint)
     request_log.init_app(app)  # first: the request id must be set before anything can fail
+    app.before_request(_one_listener_each({blueprint.name for blueprint in internal}))
     app.before_request(_read_body)
     app.before_request(_require_json_bodies)
     app.register_blueprint(ops)

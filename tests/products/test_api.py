@@ -185,6 +185,33 @@ def test_the_internal_lookup_refuses_what_it_cant_take(products_url, query):
     assert "message" in response.json()
 
 
+@pytest.mark.parametrize(
+    "method, path, body",
+    [
+        ("POST", "/products", {"name": "Planted", "price": 1, "quantity": 1}),
+        ("POST", "/products/{id}/stock", {"add": 1000}),
+        ("PATCH", "/products/{id}", {"price": 0.01}),
+        ("GET", "/products", None),
+        ("GET", "/products/{id}", None),
+        ("GET", "/openapi/products.json", None),
+    ],
+    ids=["create", "restock", "change", "list", "read", "openapi"],
+)
+def test_the_internal_listener_serves_nothing_but_the_lookup(products_url, make_product, client, method, path, body):
+    # Whatever reaches the internal port (orders, by design) sends its own
+    # X-User-Id there: the public API must not answer it as if Kong had.
+    product = make_product(quantity=5, created_by=7)
+    before = client.get("/products").get_json()["total"]
+
+    response = requests.request(
+        method, products_url + path.format(id=product), json=body, headers={"X-User-Id": "7"}, timeout=5
+    )
+
+    assert response.status_code == 404, response.text
+    assert client.get("/products").get_json()["total"] == before
+    assert client.get(f"/products/{product}").get_json()["quantity"] == 5
+
+
 def test_the_internal_api_is_not_in_the_public_document(client):
     assert not [path for path in client.get("/openapi/products.json").get_json()["paths"] if "internal" in path]
 
