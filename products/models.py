@@ -24,7 +24,9 @@ class Product(db.Model):
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     price: Mapped[Decimal] = mapped_column(Numeric(12, 2))
-    quantity: Mapped[int] = mapped_column(Integer)
+    # BIGINT although the API keeps the shelf within 2**31 - 1 (products/schemas.py):
+    # cancelled orders give their units back on top of it, and that must never overflow.
+    quantity: Mapped[int] = mapped_column(BigInteger)
     # Who created it (the gateway-verified user id): the only one who may change it.
     created_by: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -11,6 +11,8 @@ from tests.support import eventually
 
 pytestmark = pytest.mark.e2e
 
+MAX_STOCK = 2**31 - 1  # the most a product may be created or restocked to (products/schemas.py)
+
 
 def test_a_confirmed_order_cancelled_gives_its_stock_back(shop):
     product = shop.create_product(quantity=10)["id"]
@@ -23,6 +25,28 @@ def test_a_confirmed_order_cancelled_gives_its_stock_back(shop):
     assert cancelled["status"] == "CANCELLED" and cancelled["cancelled_at"]
     eventually(lambda: shop.stock(product) == 10)
     assert shop.statuses([order_id]) == {order_id: "CANCELLED"}
+
+
+def test_a_cancel_gives_stock_back_on_top_of_a_full_shelf_and_loses_no_other_line(
+    shop, gateway, session_user, make_user
+):
+    # Issue 16's reproduction: X at the API's maximum stock, an order of 1 X and
+    # 3 of another seller's B, X restocked by 1, the order cancelled. Giving X's
+    # unit back overflowed products.quantity (INTEGER), the whole return rolled
+    # back, the event was dead-lettered, and B's 3 units never came back.
+    _, auth = session_user
+    _, seller = make_user()
+    full = shop.create_product(quantity=MAX_STOCK)["id"]
+    other = gateway.post("/products", json={"name": "B", "price": 1, "quantity": 10}, headers=seller).json()["id"]
+    lines = [{"product_id": full, "quantity": 1}, {"product_id": other, "quantity": 3}]
+    order_id = gateway.post("/orders", json={"items": lines}, headers=auth).json()["id"]
+    assert shop.settle([order_id]) == {order_id: "CONFIRMED"}
+    restocked = gateway.post(f"/products/{full}/stock", json={"add": 1}, headers=auth)
+    assert restocked.status_code == 200 and restocked.json()["quantity"] == MAX_STOCK
+
+    shop.cancel(order_id)
+
+    eventually(lambda: (shop.stock(full), shop.stock(other)) == (MAX_STOCK + 1, 10), deadline=30, interval=0.25)
 
 
 def test_cancelling_twice_answers_the_same(shop):

@@ -10,7 +10,8 @@ import pytest
 
 from common.messaging import contracts
 from products.inventory import lock_events, release_stock, reserve_stock
-from products.models import Reservation, db
+from products.models import Product, Reservation, db
+from products.schemas import MAX_STOCK
 
 pytestmark = pytest.mark.integration
 
@@ -106,6 +107,25 @@ def test_cancelling_a_reserved_order_gives_its_stock_back(reserve, release, make
 
     assert (stock_of(keyboard), stock_of(mouse)) == (10, 4)
     assert recorded(5) == "RELEASED"
+
+
+def test_a_cancellation_gives_back_on_top_of_a_full_shelf(
+    reserve, release, make_product, stock_of, recorded, products_app
+):
+    # The shelf may be restocked to the API's maximum while an order holds units;
+    # giving those back went past INTEGER and rolled the whole return back, the
+    # other line's too, until the event was dead-lettered and the units lost.
+    full, other = make_product(quantity=MAX_STOCK), make_product(quantity=10)
+    order = {str(full): 1, str(other): 3}
+    reserve(order_created(order_id=9, **order))
+    with products_app.app_context():  # restocked by 1 meanwhile, as POST /products/{id}/stock allows
+        db.session.execute(db.update(Product).where(Product.id == full).values(quantity=MAX_STOCK))
+        db.session.commit()
+
+    release(order_cancelled(order_id=9, **order))
+
+    assert (stock_of(full), stock_of(other)) == (MAX_STOCK + 1, 10)
+    assert recorded(9) == "RELEASED"
 
 
 def test_a_second_cancellation_gives_nothing_back(reserve, release, make_product, stock_of):
