@@ -52,6 +52,24 @@ class Shortage:
         return f"product {self.product_id}: {self.available} left, {self.requested} requested"
 
 
+def _reason(shortages: list[Shortage]) -> str:
+    """One sentence naming the short lines, within the contract's bound on a reason
+    (an order of 100 short lines would need about 6,000 characters): as many as
+    fit, then how many more. The event's shortages carry every one of them."""
+    whole = f"Not enough stock for {'; '.join(map(str, shortages))}."
+    if len(whole) <= contracts.MAX_REASON:
+        return whole
+    named: list[str] = []
+    for shortage in shortages:
+        more = len(shortages) - len(named) - 1
+        sentence = f"Not enough stock for {'; '.join([*named, str(shortage)])}; and {more} more lines."
+        if len(sentence) > contracts.MAX_REASON:
+            break
+        named.append(str(shortage))
+    more = len(shortages) - len(named)
+    return f"Not enough stock for {'; '.join(named)}; and {more} more line{'s' if more > 1 else ''}."
+
+
 def lock_events(events: list[contracts.OrderLines]) -> None:
     """Load and lock every product and every reservation a batch of order events
     touches, each in id order.
@@ -109,7 +127,7 @@ def reserve_stock(event: contracts.OrderCreated) -> list[contracts.Event]:
         return [
             contracts.INVENTORY_REJECTED.new(
                 order_id=order_id,
-                reason="Not enough stock for " + "; ".join(map(str, shortages)) + ".",
+                reason=_reason(shortages),
                 shortages=[asdict(shortage) for shortage in shortages],
             )
         ]

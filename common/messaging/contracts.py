@@ -51,6 +51,8 @@ class InvalidEvent(Exception):
 
 Id = Annotated[int, Meta(ge=1, le=MAX_ID)]
 Quantity = Annotated[int, Meta(ge=1)]
+# An InventoryRejected's reason is for people; its shortages carry every line.
+MAX_REASON = 2000
 
 
 class Event(Struct, kw_only=True, frozen=True):
@@ -111,7 +113,7 @@ class InventoryReserved(Event, kw_only=True, frozen=True):
 
 class InventoryRejected(Event, kw_only=True, frozen=True):
     order_id: Id
-    reason: Annotated[str, Meta(min_length=1, max_length=2000)]
+    reason: Annotated[str, Meta(min_length=1, max_length=MAX_REASON)]
     shortages: Annotated[list[Shortage], Meta(min_length=1)]
 
 

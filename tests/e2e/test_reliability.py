@@ -109,6 +109,22 @@ def test_a_rejected_order_says_why(shop, gateway, session_user, stack):
     assert rejected["settled_at"]
 
 
+def test_an_order_short_on_70_lines_is_rejected_not_left_pending(shop, gateway, session_user, stack):
+    # Naming 70 short lines made a reason too long for the contract: the event
+    # couldn't be built, the message was dead-lettered and the order stayed PENDING.
+    _, auth = session_user
+    products = [shop.create_product(quantity=1)["id"] for _ in range(70)]
+    body = {"items": [{"product_id": product, "quantity": 1} for product in products]}
+    stack.stop("products-worker")
+    try:
+        first, second = (gateway.post("/orders", json=body, headers=auth).json()["id"] for _ in range(2))
+    finally:
+        stack.start("products-worker")
+    assert shop.settle([first, second]) == {first: "CONFIRMED", second: "REJECTED"}
+    reason = gateway.get(f"/orders/{second}", headers=auth).json()["reason"]
+    assert reason.startswith("Not enough stock for product ") and reason.endswith(" more lines.")
+
+
 def test_orders_placed_while_the_worker_is_down_settle_when_it_returns(shop, stack):
     product = shop.create_product(quantity=10)["id"]
     stack.stop("products-worker")

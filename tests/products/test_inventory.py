@@ -84,6 +84,21 @@ def test_one_short_line_takes_nothing_and_says_why(reserve, make_product, stock_
     assert (stock_of(plenty), stock_of(scarce)) == (10, 1)
 
 
+def test_an_order_of_100_short_lines_is_rejected_with_every_shortage(reserve, make_product, stock_of):
+    # Naming every line made a reason past the contract's 2,000 characters: the
+    # event couldn't be built, the message was dead-lettered, the order PENDING for ever.
+    products = [make_product(quantity=0) for _ in range(100)]
+
+    [outcome] = reserve(order_created(order_id=11, **{str(product): 10_000 for product in products}))
+
+    assert isinstance(outcome, contracts.InventoryRejected)
+    assert [shortage.product_id for shortage in outcome.shortages] == sorted(products)
+    assert len(outcome.reason) <= contracts.MAX_REASON
+    assert outcome.reason.startswith(f"Not enough stock for product {min(products)}: 0 left, 10000 requested; ")
+    assert outcome.reason.endswith(" more lines.")
+    assert all(stock_of(product) == 0 for product in products)
+
+
 def test_the_last_units_go_to_the_first_order_only(reserve, make_product, stock_of):
     product = make_product(quantity=3)
 
