@@ -1,6 +1,6 @@
 """Inspect and requeue dead-lettered messages.
 
-    python -m common.messaging.dead_letters list                 # each message: id, from where, why, body
+    python -m common.messaging.dead_letters list                 # each: id, type, order, from where, why, body
     python -m common.messaging.dead_letters requeue [--id ID …]  # send back to where it came from (all, or these ids)
 
 (scripts/dlq runs this against the stack, natively or in docker compose.)
@@ -12,6 +12,7 @@ is never in neither place.
 """
 
 import argparse
+import json
 import sys
 
 from kombu import Connection
@@ -28,11 +29,28 @@ def _origin(message) -> tuple[str, str, str, str]:
     return death.get("queue", "?"), death.get("reason", "?"), death.get("exchange", ""), routing_keys[0]
 
 
-def _describe(message) -> str:
+def _concerns(body: str) -> tuple[str, object]:
+    """(event type, order id) as the body says them, for the operator who must
+    decide what to do with the order; ("?", None) where it can't be read."""
+    try:
+        event = json.loads(body)
+    except ValueError:  # undecodable: the body below is all there is
+        return "?", None
+    if not isinstance(event, dict):
+        return "?", None
+    return str(event.get("type", "?")), event.get("order_id")
+
+
+def _describe(message) -> tuple[str, object]:
+    """The message in two lines, and the order it concerns (None if it names none)."""
     queue, reason, _, routing_key = _origin(message)
     body = message.body if isinstance(message.body, str) else message.body.decode("utf-8", "replace")
     ident = message.properties.get("message_id") or "(no id)"
-    return f"{ident}  queue={queue}  reason={reason}  routing_key={routing_key}\n    {body[:300]}"
+    event_type, order_id = _concerns(body)
+    return (
+        f"{ident}  {event_type}  order={order_id if order_id is not None else '?'}  queue={queue}  "
+        f"reason={reason}  routing_key={routing_key}\n    {body[:300]}"
+    ), order_id
 
 
 def _take_all(channel):
@@ -48,9 +66,15 @@ def _take_all(channel):
 def list_messages(connection: Connection) -> int:
     with connection.channel() as channel:
         messages = _take_all(channel)
+        orders = []
         for message in messages:
-            print(_describe(message))
+            text, order_id = _describe(message)
+            print(text)
+            if order_id is not None and order_id not in orders:
+                orders.append(order_id)
         print(f"{len(messages)} dead-lettered message(s)")
+        if orders:
+            print(f"orders they concern: {', '.join(map(str, orders))}")
         # Closing the channel without acking returns them all to the queue.
     return 0
 
