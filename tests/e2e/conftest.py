@@ -219,8 +219,10 @@ class DockerStack:
             "    if int(pid) not in (1, os.getpid()) and os.getppid() != int(pid):\n"
             "        os.kill(int(pid), signal.SIGKILL)\n"
         )
-        # Detached: the exec dies with the container, before it could report.
-        self._containers()[name].exec_run(["python", "-c", kill], detach=True)
+        # Started detached and never inspected: the exec dies with the container,
+        # and an engine may forget it at once (podman does; exec_run would ask).
+        execution = self.client.api.exec_create(self._containers()[name].id, ["python", "-c", kill])
+        self.client.api.exec_start(execution["Id"], detach=True)
         return started
 
     def restarted_since(self, name, token) -> bool:
