@@ -16,10 +16,11 @@ with no session, commit or broker code. For each batch of messages (up to
 Nothing is acked before its effect is committed, and a handler can't commit
 half a batch (a commit while handlers run raises). If the batch fails, it is
 tried again one message per transaction, so that only the guilty message fails:
-an InvalidEvent is dead-lettered; anything else (a bug, a constraint) is given
-back to the queue after a pause, and the quorum queue's delivery limit
-dead-letters it if that keeps happening, so nothing loops forever and nothing is
-dropped silently. While the database is unreachable the batch is kept and tried
+an InvalidEvent is dead-lettered; anything else (a bug, a constraint) is retried
+later without holding up the messages behind it: a copy waits in the queue's
+retry queue for a backoff and then comes back (topology.retry_queue), and after
+DELIVERY_LIMIT retries it is dead-lettered, so nothing loops forever and nothing
+is dropped silently. While the database is unreachable the batch is kept and tried
 again in place with backoff, without spending deliveries, for up to
 `transient_budget` seconds; then it is given back. A crash between the commit
 and the ack redelivers the batch, and the claims absorb it.
@@ -98,9 +99,11 @@ class EventConsumer(Loop, ConsumerMixin):
         heartbeat_path: str | None = None,
     ):
         super().__init__(heartbeat_path)
-        self.connection = Connection(amqp_url, heartbeat=30)
+        # Confirms: a retry's copy must be the broker's before its original is acked.
+        self.connection = Connection(amqp_url, heartbeat=30, transport_options={"confirm_publish": True})
         self.db = db
         self.queue = queue
+        self.retry_queue = topology.retry_queue(queue)
         self.handlers = {event_type.routing_key: (event_type, handler) for event_type, handler in handlers.items()}
         self.processed = processed
         self.outbox_model = outbox_model
@@ -111,6 +114,7 @@ class EventConsumer(Loop, ConsumerMixin):
         self.transient_budget = transient_budget
         self.max_pause = max_pause
         self._pending: list[Delivery] = []
+        self._producer = None  # on the connection in use (consume)
         self._batch_deadline = 0.0
         self._handlers_running = False
 
@@ -135,7 +139,7 @@ class EventConsumer(Loop, ConsumerMixin):
     # -- kombu -----------------------------------------------------------------------
 
     def get_consumers(self, Consumer, channel):  # noqa: N803 - kombu's name for it
-        for queue in topology.DECLARED_QUEUES:
+        for queue in [*topology.DECLARED_QUEUES, self.retry_queue]:
             queue(channel).declare()
         # on_message: kombu hands over the message undecoded; the contract decodes and
         # checks it in one step (common/messaging/contracts.py).
@@ -146,6 +150,7 @@ class EventConsumer(Loop, ConsumerMixin):
         full, or `linger` after its first message, whichever comes first."""
         self._pending = []  # a new channel: tags of an earlier one mean nothing
         with self.consumer_context(**kwargs) as (connection, _channel, _consumers):
+            self._producer = connection.Producer()
             while not self.should_stop:
                 self.on_iteration()
                 if self._pending and (
@@ -194,7 +199,8 @@ class EventConsumer(Loop, ConsumerMixin):
         self._pending.append(Delivery(message, event_type, event))
 
     def _decode(self, message) -> tuple[EventType, Event]:
-        routing_key = message.delivery_info.get("routing_key", "")
+        # A retried message comes back from its retry queue under the queue's name.
+        routing_key = message.headers.get(topology.ROUTING_KEY_HEADER) or message.delivery_info.get("routing_key", "")
         known = self.handlers.get(routing_key)
         if known is None:
             raise InvalidEvent(f"this consumer handles no {routing_key!r} events")
@@ -311,20 +317,46 @@ class EventConsumer(Loop, ConsumerMixin):
         metrics.EVENTS_CONSUMED.labels(self.queue.name, "dead_lettered").inc()
 
     def _give_back(self, delivery: Delivery, why: str) -> None:
-        """Requeue after a pause; each return counts against the delivery limit."""
-        count = int(delivery.message.headers.get("x-delivery-count") or 0) + 1
-        delay = backoff(count, cap=self.max_pause)
+        """Retry it later, without holding up the messages behind it: a copy waits
+        in the retry queue for the backoff, then comes back to this queue; the
+        original is acked once the broker has confirmed the copy (a crash between
+        the two makes a duplicate, which the claims absorb). After DELIVERY_LIMIT
+        retries it is dead-lettered instead."""
+        message = delivery.message
+        retries = int(message.headers.get(topology.RETRIES_HEADER) or 0) + 1
         with context.bound(delivery.request_id):
+            if retries > topology.DELIVERY_LIMIT:
+                log.error("event %s: %s, %d times; dead-lettering it", delivery.event_id, why, retries)
+                self._dead_letter(message)
+                return
+            delay = backoff(retries, cap=self.max_pause)
             log.error(
-                "event %s: %s (delivery %d; dead-lettered after %d); requeueing in %.1fs",
+                "event %s: %s (retry %d of %d); retrying in %.1fs",
                 delivery.event_id,
                 why,
-                count,
+                retries,
                 topology.DELIVERY_LIMIT,
                 delay,
             )
-        self.pause(delay)
-        delivery.message.requeue()
+        # The broker's own headers stay behind: the copy is a new message to it.
+        broker_headers = ("x-death", "x-delivery-count")
+        headers = {name: value for name, value in message.headers.items() if name not in broker_headers}
+        self._producer.publish(
+            message.body,
+            exchange="",
+            routing_key=self.retry_queue.name,
+            headers={
+                **headers,
+                topology.RETRIES_HEADER: retries,
+                topology.ROUTING_KEY_HEADER: delivery.event_type.routing_key,
+            },
+            content_type=message.content_type,
+            content_encoding=message.content_encoding,
+            message_id=message.properties.get("message_id"),
+            delivery_mode="persistent",
+            expiration=delay,
+        )
+        message.ack()
         metrics.EVENTS_CONSUMED.labels(self.queue.name, "requeued").inc()
 
 

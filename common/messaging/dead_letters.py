@@ -87,7 +87,8 @@ def requeue(connection: Connection, ids: set[str]) -> int:
             if ids and message.properties.get("message_id") not in ids:
                 continue
             _, _, exchange, routing_key = _origin(message)
-            headers = {k: v for k, v in message.headers.items() if k != "x-death"}
+            # A requeued message starts a new count of retries (common/messaging/consumer.py).
+            headers = {k: v for k, v in message.headers.items() if k not in ("x-death", topology.RETRIES_HEADER)}
             producer.publish(
                 message.body,
                 exchange=exchange,

@@ -22,11 +22,16 @@ EVENTS = Exchange("shop.events", type="topic", durable=True)
 DEAD_LETTERS = Exchange("shop.dead-letters", type="fanout", durable=True)
 DEAD_LETTER_QUEUE = Queue("shop.dead-letters", exchange=DEAD_LETTERS, durable=True)
 
-# A quorum queue counts deliveries itself and dead-letters a message once it has
-# been returned this many times, so a message that keeps failing can't loop
-# forever. We chose the broker's count over one kept by the worker because the
-# broker also counts the returns of a worker that crashed mid-message.
+# How many times a message may come back before it is dead-lettered, so that one
+# that keeps failing can't loop forever. Two counts hold it: the quorum queue's
+# own (x-delivery-limit), which also counts the returns of a worker that crashed
+# mid-message, and the consumer's count of retries (RETRIES_HEADER), for a
+# handler that failed: such a message goes through the queue's retry queue.
 DELIVERY_LIMIT = 5
+# A failed message's copy in a retry queue carries its count of retries, and the
+# routing key it was published with (it comes back through the default exchange).
+RETRIES_HEADER = "x-shop-retries"
+ROUTING_KEY_HEADER = "x-shop-routing-key"
 
 
 def event_queue(name: str, *routing_keys: str) -> Queue:
@@ -39,6 +44,19 @@ def event_queue(name: str, *routing_keys: str) -> Queue:
             "x-delivery-limit": DELIVERY_LIMIT,
             "x-dead-letter-exchange": DEAD_LETTERS.name,
         },
+    )
+
+
+def retry_queue(queue: Queue) -> Queue:
+    """Where a message whose handler failed waits, without holding up the consumer
+    of `queue`, until its expiration (set per message: the retry's backoff); then
+    RabbitMQ dead-letters it back to `queue` through the default exchange. A
+    classic queue: it expires messages from its head, so a short wait can stand
+    behind a longer one, bounded by the consumer's max_pause."""
+    return Queue(
+        f"{queue.name}.retry",
+        durable=True,
+        queue_arguments={"x-dead-letter-exchange": "", "x-dead-letter-routing-key": queue.name},
     )
 
 
@@ -59,4 +77,4 @@ CONSUMER_QUEUES = [PRODUCTS_ORDER_CREATED, ORDERS_INVENTORY_RESULTS]
 # dropped by an exchange with no bindings; and the dead-letter queue, since
 # RabbitMQ silently drops dead letters whose exchange doesn't exist. Publishers
 # and consumers declare these when they connect.
-DECLARED_QUEUES = [DEAD_LETTER_QUEUE, *CONSUMER_QUEUES]
+DECLARED_QUEUES = [DEAD_LETTER_QUEUE, *CONSUMER_QUEUES, *map(retry_queue, CONSUMER_QUEUES)]

@@ -141,4 +141,6 @@ def test_queue_metrics_show_every_queues_depth_and_consumers(broker, amqp_url, p
         "shop.dead-letters": 0,
         "products.order-created": 0,
         "orders.inventory-results": 1,
+        "products.order-created.retry": 0,
+        "orders.inventory-results.retry": 0,
     }

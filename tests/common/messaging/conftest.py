@@ -26,10 +26,13 @@ TEST_QUEUE = topology.event_queue("test.notes", NOTE.routing_key)
 @pytest.fixture
 def test_queue(broker):
     bound = TEST_QUEUE(broker.default_channel)
-    bound.declare()
-    bound.purge()
+    retries = topology.retry_queue(TEST_QUEUE)(broker.default_channel)
+    for queue in (bound, retries):
+        queue.declare()
+        queue.purge()
     yield TEST_QUEUE
-    bound.purge()
+    for queue in (bound, retries):
+        queue.purge()
 
 
 @pytest.fixture

@@ -94,10 +94,24 @@ def test_a_failing_event_is_retried_a_bounded_number_of_times_then_dead_lettered
     with consume(handler):
         send(note("bad"))
         eventually(lambda: dead_letters(broker) == 1, deadline=30)
-    # The first delivery plus one per allowed return, then the dead-letter queue.
+    # The first delivery plus one per allowed retry, then the dead-letter queue.
     assert handler.calls == ["bad"] * (topology.DELIVERY_LIMIT + 1)
     dead = topology.DEAD_LETTER_QUEUE(broker.default_channel).get(no_ack=True)
-    assert dead.headers["x-death"][0]["reason"] == "delivery_limit"
+    assert dead.headers[topology.RETRIES_HEADER] == topology.DELIVERY_LIMIT
+    assert dead.headers["x-death"][0]["queue"] == "test.notes"
+
+
+def test_a_failing_event_holds_up_no_other_while_it_waits_for_its_retry(consume, send, stored, broker):
+    # It used to be retried after a pause inside the consumer's loop: every other
+    # message waited behind it (12-18 s a bad message, at the stack's max_pause).
+    handler = StoreNote(fail=fail_on("bad", RuntimeError("boom")))
+    with consume(handler, max_pause=5.0):
+        send(note("bad"))
+        eventually(lambda: handler.calls == ["bad"])
+        send(note("after"))
+        eventually(lambda: stored.notes() == ["after"], deadline=2)
+        # Meanwhile "bad" waits its backoff in the retry queue, then comes back.
+        eventually(lambda: handler.calls.count("bad") >= 2, deadline=10)
 
 
 def test_a_failing_event_in_a_batch_holds_back_no_other(consume, send, stored, broker):
