@@ -7,7 +7,7 @@ from common.http.idempotency_keys import idempotent
 from common.http.identity import current_user_id
 from common.http.pagination import PageArgsSchema, page_schema, paginate
 from products.models import IdempotencyKey, Product, db
-from products.schemas import MAX_STOCK, ProductChangesSchema, ProductSchema, RestockSchema
+from products.schemas import MAX_STOCK, NewProductSchema, ProductChangesSchema, ProductSchema, RestockSchema
 
 blp = Blueprint("products", __name__, description="The catalog")
 
@@ -31,7 +31,7 @@ def list_products(args):
 
 @blp.post("/products")
 @idempotent(db, IdempotencyKey)
-@blp.arguments(ProductSchema)
+@blp.arguments(NewProductSchema)
 @blp.response(201, ProductSchema)
 @blp.doc(**PROTECTED)
 def create_product(fields):

@@ -9,9 +9,18 @@ MAX_STOCK = 2**31 - 1
 
 
 class ProductSchema(ma.Schema):
+    """A product as the API answers it."""
+
     id = ma.fields.Integer(dump_only=True)
     name = Text(required=True, validate=ma.validate.Length(min=1, max=200))
     price = Money(required=True)
+    # No maximum here: what cancelled orders give back may take it past MAX_STOCK.
+    quantity = ma.fields.Integer(metadata={"minimum": 0})
+
+
+class NewProductSchema(ProductSchema):
+    """POST /products: a product's stock starts at MAX_STOCK at the most."""
+
     quantity = StrictInteger(required=True, validate=ma.validate.Range(min=0, max=MAX_STOCK))
 
 

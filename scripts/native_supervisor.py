@@ -167,8 +167,9 @@ def pid(name: str) -> int | None:
 
 
 def start(name: str) -> None:
-    info = states()[name]
-    if info["statename"] not in ("RUNNING", "STARTING"):
+    """Start it unless it runs or is starting already (BACKOFF: supervisord is
+    between two tries, and tries again by itself)."""
+    if states()[name]["statename"] not in ("RUNNING", "STARTING", "BACKOFF"):
         rpc().startProcess(name, False)
 
 
