@@ -80,6 +80,11 @@ class Settings:
     jwt_issuer: str = field(default="shop-users", metadata=_env("JWT_ISSUER"))
     # Must not exceed the jwt plugin's maximum_expiration in kong.yml.
     jwt_ttl_seconds: int = field(default=900, metadata=_env("JWT_TTL_SECONDS"))
+    # Argon2id takes 64 MiB a hash: at most this many hashes (sign-ups, logins) at
+    # once per process, so a burst can't take a container past its memory limit.
+    # A request that finds none free within password_hash_wait_seconds is a 503.
+    password_hashes_at_once: int = field(default=2, metadata=_env("PASSWORD_HASHES_AT_ONCE"))
+    password_hash_wait_seconds: float = field(default=5.0, metadata=_env("PASSWORD_HASH_WAIT_SECONDS"))
     # An explicit, loud opt-out for throwaway local setups; never in production.
     allow_weak_jwt_secret: bool = field(default=False, metadata=_env("ALLOW_WEAK_JWT_SECRET"))
 

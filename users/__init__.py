@@ -7,6 +7,7 @@ from flask import Flask
 from common.http.app import build_app
 from common.http.docs import docs_blueprint
 from common.settings import ConfigError, Settings
+from users import passwords
 from users.models import db
 from users.routes import blp
 
@@ -35,4 +36,6 @@ def create_app(test_config: dict | None = None) -> Flask:
     settings = config["SETTINGS"]
     check_secret(settings.jwt_secret, settings.allow_weak_jwt_secret)
     # The API docs page of all three services lives here: the front door's.
-    return build_app("users", config, db, [blp], os.path.dirname(__file__), pages=[docs_blueprint()])
+    app = build_app("users", config, db, [blp], os.path.dirname(__file__), pages=[docs_blueprint()])
+    app.extensions["password_slots"] = passwords.slots(settings.password_hashes_at_once)
+    return app

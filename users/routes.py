@@ -11,12 +11,24 @@ from users.schemas import CredentialsSchema, LoginSchema, TokenSchema, UserSchem
 blp = Blueprint("users", __name__, description="Registration, login and the current user")
 
 
+BUSY = "Too many sign-ups and logins at once (this process's hashing slots); retry after Retry-After"
+
+
+def _hashing_busy():
+    abort(503, message="Too many sign-ups and logins at once; try again shortly.", headers={"Retry-After": "1"})
+
+
 @blp.post("/register")
 @blp.arguments(CredentialsSchema)
 @blp.response(201, UserSchema)
 @blp.alt_response(409, description="The email is already registered")
+@blp.alt_response(503, description=BUSY)
 def register(credentials):
-    user = User(email=credentials["email"], password_hash=passwords.hash_password(credentials["password"]))
+    try:
+        password_hash = passwords.hash_password(credentials["password"])
+    except passwords.Busy:
+        _hashing_busy()
+    user = User(email=credentials["email"], password_hash=password_hash)
     db.session.add(user)
     try:
         db.session.commit()
@@ -32,13 +44,17 @@ def register(credentials):
 @blp.response(200, TokenSchema)
 @blp.alt_response(401, description="Wrong email or password")
 @blp.alt_response(429, description="Too many attempts from this address (the gateway's rate limit)")
+@blp.alt_response(503, description=BUSY)
 def token(credentials):
     user = db.session.execute(db.select(User).filter_by(email=credentials["email"])).scalar_one_or_none()
-    if not passwords.verify(user.password_hash if user else None, credentials["password"]):
-        abort(401, message="Wrong email or password.")
-    if passwords.needs_rehash(user.password_hash):
-        user.password_hash = passwords.hash_password(credentials["password"])
-        db.session.commit()
+    try:
+        if not passwords.verify(user.password_hash if user else None, credentials["password"]):
+            abort(401, message="Wrong email or password.")
+        if passwords.needs_rehash(user.password_hash):
+            user.password_hash = passwords.hash_password(credentials["password"])
+            db.session.commit()
+    except passwords.Busy:
+        _hashing_busy()
     settings = current_app.config["SETTINGS"]
     return tokens.issue(
         user.id, secret=settings.jwt_secret, issuer=settings.jwt_issuer, ttl_seconds=settings.jwt_ttl_seconds

@@ -1,3 +1,5 @@
+import dataclasses
+
 import jwt
 import pytest
 from sqlalchemy import func
@@ -165,3 +167,44 @@ def test_openapi_document_is_served(client):
     assert {"/register", "/token", "/users/me"} <= set(spec["paths"])
     assert spec["paths"]["/users/me"]["get"]["security"] == [{"bearerAuth": []}]
     assert "security" not in spec["paths"]["/token"]["post"]
+
+
+@pytest.fixture
+def slots_taken(users_app):
+    """Every hashing slot of the app held (as by concurrent sign-ups), with a short wait."""
+    settings = users_app.config["SETTINGS"]
+    users_app.config["SETTINGS"] = dataclasses.replace(settings, password_hash_wait_seconds=0.2)
+    slots = users_app.extensions["password_slots"]
+    held = 0
+    while slots.acquire(blocking=False):
+        held += 1
+    try:
+        yield held
+    finally:
+        for _ in range(held):
+            slots.release()
+        users_app.config["SETTINGS"] = settings
+
+
+def test_a_process_hashes_at_most_its_slots_at_once_and_a_busy_one_says_come_back(
+    register, client, slots_taken, users_app
+):
+    # Argon2id takes 64 MiB a hash: unbounded, a burst of sign-ups or logins took
+    # one process past its container's memory limit (269 MiB for four at once).
+    assert slots_taken == users_app.config["SETTINGS"].password_hashes_at_once == 2
+
+    busy_register = register(email="later@example.com")
+    busy_login = client.post("/token", json={"email": "later@example.com", "password": "a-strong-password-123"})
+
+    for response in (busy_register, busy_login):
+        assert response.status_code == 503, response.get_json()
+        assert response.headers["Retry-After"] == "1"
+        assert response.get_json() == {"message": "Too many sign-ups and logins at once; try again shortly."}
+
+
+def test_a_freed_slot_serves_the_retry(register, slots_taken, users_app):
+    users_app.extensions["password_slots"].release()  # one sign-up finished
+    try:
+        assert register(email="retry@example.com").status_code == 201
+    finally:
+        users_app.extensions["password_slots"].acquire()
