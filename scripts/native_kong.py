@@ -35,14 +35,17 @@ START = (
 )
 
 
-def env(proxy_bind: str) -> dict[str, str]:
-    """kong/kong.env, with a host's listeners and paths."""
+def env(
+    proxy_bind: str, status_bind: str = STATUS_BIND, prefix: Path = PREFIX, config: Path = CONFIG
+) -> dict[str, str]:
+    """kong/kong.env, with a host's listeners and paths (the stack's by default;
+    tests/gateway runs Kongs of its own on other ports)."""
     return {
         **settings.load(),
-        "KONG_PREFIX": str(PREFIX),
-        "KONG_DECLARATIVE_CONFIG": str(CONFIG),
+        "KONG_PREFIX": str(prefix),
+        "KONG_DECLARATIVE_CONFIG": str(config),
         "KONG_PROXY_LISTEN": proxy_bind,
-        "KONG_STATUS_LISTEN": STATUS_BIND,
+        "KONG_STATUS_LISTEN": status_bind,
         "KONG_NGINX_DAEMON": "off",
     }
 

@@ -275,11 +275,19 @@ def health(proc: Proc) -> str | None:
 # -- commands ----------------------------------------------------------------------
 
 
+def forget_heartbeats(procs: list[Proc]) -> None:
+    """Before these start: an earlier run's beat must not pass for theirs."""
+    for proc in procs:
+        if proc.heartbeat is not None:
+            proc.heartbeat.unlink(missing_ok=True)
+
+
 def ensure_running(procs: list[Proc]) -> None:
     """Start those not running, then wait until all are healthy."""
-    for proc in procs:
-        if proc.heartbeat is not None and supervisor.pid(proc.name) is None:
-            proc.heartbeat.unlink(missing_ok=True)  # a stale beat must not pass for this run's
+    names = set(supervisor.stopped([proc.name for proc in procs]))
+    stopped = [proc for proc in procs if proc.name in names]
+    forget_heartbeats(stopped)
+    for proc in stopped:
         supervisor.start(proc.name)
     deadline = time.monotonic() + UP_DEADLINE
     waiting = list(procs)
@@ -326,9 +334,7 @@ def up(args) -> int:
         supervisor.shutdown()
     supervisor.write_config(procs)
     if not supervisor.running():
-        for proc in procs:  # a stale beat must not pass for this run's
-            if proc.heartbeat is not None:
-                proc.heartbeat.unlink(missing_ok=True)
+        forget_heartbeats(procs)
         supervisor.start_daemon()
     else:
         for name in supervisor.apply_config():

@@ -166,16 +166,20 @@ def pid(name: str) -> int | None:
     return info["pid"] if info and info["statename"] in ("RUNNING", "STARTING") and info["pid"] else None
 
 
+def stopped(names: list[str]) -> list[str]:
+    """Those of `names` that neither run nor are starting, from one look: in
+    BACKOFF supervisord is between two tries, and tries again by itself."""
+    current = states()
+    return [name for name in names if current[name]["statename"] not in ("RUNNING", "STARTING", "BACKOFF")]
+
+
 def start(name: str) -> None:
-    """Start it unless it runs or is starting already (BACKOFF: supervisord is
-    between two tries, and tries again by itself)."""
-    if states()[name]["statename"] not in ("RUNNING", "STARTING", "BACKOFF"):
-        rpc().startProcess(name, False)
+    rpc().startProcess(name, False)
 
 
 def restart(name: str) -> None:
     stop(name)
-    rpc().startProcess(name, False)
+    start(name)
 
 
 def stop(name: str) -> bool:

@@ -32,8 +32,10 @@ import jwt
 import pytest
 import requests
 
-from kong import settings
 from kong.config import load, render, with_upstreams, write_rendered
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))  # as scripts/stack runs it
+import native_kong  # noqa: E402 - scripts/ is no package
 
 ROOT = Path(__file__).resolve().parents[2]
 KONG_YML = ROOT / "kong.yml"
@@ -43,8 +45,6 @@ ISSUER = "shop-users"  # the jwt_secrets key in kong.yml
 # enough for HS512.
 TEST_SECRET = "gateway 'test' \"secret\" $HOME ${X}, (parens) #hash \\ ünïcödé — 0123456789abcdef0123456789"
 KONG = shutil.which("kong") or "/usr/local/bin/kong"
-# Where Kong's packages put OpenResty's nginx (as scripts/native_kong.py runs it).
-NGINX = "/usr/local/openresty/nginx/sbin/nginx"
 START_DEADLINE = 20.0
 # SIGQUIT lets nginx finish the requests in flight; a test's slow socket may keep one open.
 STOP_DEADLINE = 15.0
@@ -222,21 +222,19 @@ class Kong:
 
 
 def kong_environment(prefix: Path, declarative_config: Path, proxy_port: int, status_port: int, **overrides) -> dict:
-    """kong/kong.env as the native stack uses it, on this instance's own loopback ports.
+    """kong/kong.env as the native stack uses it (native_kong.env), on this
+    instance's own loopback ports.
 
     KONG_* variables of the calling shell are left out: only kong.env and the
     overrides decide."""
     inherited = {name: value for name, value in os.environ.items() if not name.startswith("KONG_")}
     return {
         **inherited,
-        **settings.load(),
-        "KONG_PREFIX": str(prefix),
-        "KONG_DECLARATIVE_CONFIG": str(declarative_config),
-        "KONG_PROXY_LISTEN": f"127.0.0.1:{proxy_port}",
-        "KONG_STATUS_LISTEN": f"127.0.0.1:{status_port}",
+        **native_kong.env(
+            f"127.0.0.1:{proxy_port}", f"127.0.0.1:{status_port}", prefix=prefix, config=declarative_config
+        ),
         # kong.env's 127.0.0.1:8001 is the running stack's.
         "KONG_ADMIN_LISTEN": "off",
-        "KONG_NGINX_DAEMON": "off",
         **overrides,
     }
 
@@ -275,7 +273,7 @@ def running_kong(
         with output.open("wb") as out:
             # A session of its own: if it ever has to be killed, its workers go with it.
             process = subprocess.Popen(
-                [NGINX, "-p", str(prefix), "-c", "nginx.conf"],
+                [native_kong.NGINX, "-p", str(prefix), "-c", "nginx.conf"],
                 env=env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
