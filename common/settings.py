@@ -49,7 +49,9 @@ class Settings:
     internal_bind: str = field(default="", metadata=_env("INTERNAL_BIND"))
     web_processes: int = field(default=0, metadata=_env("WEB_CONCURRENCY"))  # 0: the service's measured shape
     web_threads: int = field(default=0, metadata=_env("WEB_THREADS"))
-    # Connections per process: a Gunicorn process uses one per thread at most.
+    # Connections per process. A thread holds one at a time (the outbox's NOTIFY
+    # takes one only once the commit has given its own back), so a pool as large
+    # as a process's threads serves it; the overflow is for the probes and /metrics.
     db_pool_size: int = field(default=5, metadata=_env("DB_POOL_SIZE"))
     db_pool_overflow: int = field(default=5, metadata=_env("DB_POOL_OVERFLOW"))
     # -- event workers: messages handled in one transaction, and held unacked at once

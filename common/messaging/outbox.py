@@ -38,7 +38,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column
+from sqlalchemy.orm import Mapped, Session, SessionTransaction, declared_attr, mapped_column
 from sqlalchemy.sql import Executable
 
 from common import context
@@ -142,24 +142,44 @@ def add(session: Session, model: type[OutboxMixin], messages: Iterable[Outgoing]
         session.info[_ADDED] = True
 
 
-_ADDED = "outbox_added"  # the session's info key: this transaction added to the outbox
+# The session's info key: this transaction added to the outbox (True), and has
+# committed (_COMMITTED), so the relays are due a NOTIFY once it has ended.
+_ADDED = "outbox_added"
+_COMMITTED = "committed"
 
 
 def wake_relays_after_commit(db: SQLAlchemy) -> None:
     """From now on, every commit of a transaction that added to the outbox NOTIFYs
     the relays, whoever committed it (a route, the consumer, the idempotency keys)."""
-    for name, listener in (("after_commit", _after_commit), ("after_rollback", _after_rollback)):
+    listeners = (
+        ("after_commit", _after_commit),
+        ("after_rollback", _after_rollback),
+        ("after_transaction_end", _after_transaction_end),
+    )
+    for name, listener in listeners:
         if not event.contains(db.session, name, listener):  # one app is built for each test, say
             event.listen(db.session, name, listener)
 
 
 def _after_commit(session: Session) -> None:
-    if session.info.pop(_ADDED, False):
-        notify(session.get_bind())
+    if session.info.get(_ADDED):
+        session.info[_ADDED] = _COMMITTED
 
 
 def _after_rollback(session: Session) -> None:
     session.info.pop(_ADDED, None)
+
+
+def _after_transaction_end(session: Session, transaction: SessionTransaction) -> None:
+    # Not in after_commit: the session still holds the committed transaction's
+    # connection there (it gives it back to the pool only after), so the NOTIFY
+    # would need a second one, and a thread holding one connection while it waits
+    # for another deadlocks against its neighbours once the pool is used up
+    # (Session.commit in sqlalchemy/orm/session.py: after_commit, then close()
+    # returns the connections, then after_transaction_end). Here it has given it
+    # back: a thread never holds two.
+    if transaction.parent is None and session.info.pop(_ADDED, None) == _COMMITTED:
+        notify(session.get_bind())
 
 
 def notify(engine: Engine) -> None:

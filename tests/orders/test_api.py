@@ -1,10 +1,15 @@
 from contextlib import contextmanager
 
 import pytest
+from sqlalchemy import create_engine
 from sqlalchemy import event as orm_events
+from sqlalchemy.pool import NullPool
 
+from common.messaging import outbox
+from orders import create_app as create_orders_app
 from orders.catalog import Catalog
 from orders.models import Order, OutboxMessage, db
+from tests.support import config_for, eventually
 
 pytestmark = pytest.mark.integration
 
@@ -104,6 +109,50 @@ def test_the_largest_total_that_fits_is_taken(client, make_product):
 
     assert response.status_code == 201, response.get_json()
     assert response.get_json()["total"] == 999999999999.0
+
+
+def test_a_process_whose_pool_has_one_connection_places_orders(
+    orders_app, clean_orders, make_product, products_url, amqp_url
+):
+    # Issue 16, finding 9: the NOTIFY that wakes the relays after a commit took a
+    # second connection while the committing one was still held, so a thread
+    # needed two at once; with one pooled connection the order committed, then
+    # answered 500 after pool_timeout, and a retry without a key ordered twice.
+    url = orders_app.config["SQLALCHEMY_DATABASE_URI"]
+    config = config_for("orders", url, amqp_url, products_url=products_url, db_pool_size=1, db_pool_overflow=0)
+    lean = create_orders_app(config)
+    product = make_product()
+    with listening(url, outbox.CHANNEL) as notifications:
+        response = lean.test_client().post(
+            "/orders", json={"items": [{"product_id": product, "quantity": 1}]}, headers=ANN
+        )
+        assert response.status_code == 201, response.get_json()
+        eventually(notifications.poll, deadline=5)
+    assert order_count(orders_app) == 1
+    with lean.app_context():
+        db.engine.dispose()
+
+
+@contextmanager
+def listening(url, channel):
+    """A connection of our own that LISTENs on `channel`; .poll() says whether a NOTIFY came."""
+    engine = create_engine(url, poolclass=NullPool)
+    raw = engine.raw_connection()
+    try:
+        raw.driver_connection.autocommit = True
+        with raw.cursor() as cursor:
+            cursor.execute(f"LISTEN {channel}")
+
+        class Notifications:
+            def poll(self):
+                """the relays' channel was notified"""
+                raw.driver_connection.poll()
+                return bool(raw.driver_connection.notifies)
+
+        yield Notifications()
+    finally:
+        raw.close()
+        engine.dispose()
 
 
 def test_not_enough_stock_is_409(client, make_product, orders_app):
