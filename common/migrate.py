@@ -50,15 +50,20 @@ def current(connection) -> set[str]:
     return set(MigrationContext.configure(connection).get_current_heads())
 
 
-def migrate(service: str, database_url: str) -> None:
-    """Apply the service's migrations to its database, on a bare app: only its
-    database object and its migrations, none of its other settings."""
+def migration_app(service: str, database_url: str) -> Flask:
+    """A bare app to run the service's migrations in: only its database object
+    and its migrations, none of its other settings."""
     db = importlib.import_module(f"{service}.models").db
     app = Flask(service)
     app.config["SQLALCHEMY_DATABASE_URI"] = database_url
     db.init_app(app)
     Migrate(app, db, directory=migrations_directory(service))
-    with app.app_context():
+    return app
+
+
+def migrate(service: str, database_url: str) -> None:
+    """Apply the service's migrations to its database."""
+    with migration_app(service, database_url).app_context():
         upgrade()
 
 

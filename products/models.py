@@ -1,14 +1,15 @@
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, CheckConstraint, DateTime, Identity, Integer, Numeric, String, func, text
+from sqlalchemy import BigInteger, CheckConstraint, DateTime, Identity, Index, Integer, Numeric, String, func, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from common.database import make_db
 from common.http.idempotency_keys import IdempotencyKeyMixin
-from common.messaging.idempotency import ProcessedEventMixin
+from common.messaging.idempotency import DUPLICATE_WINDOW, ProcessedEventMixin
 from common.messaging.outbox import OutboxMixin
+from common.retention import Retention
 
 db = make_db()
 
@@ -43,6 +44,7 @@ class Reservation(db.Model):
     __tablename__ = "reservations"
     __table_args__ = (
         CheckConstraint(f"status IN ('{RESERVED}', '{REJECTED}', '{RELEASED}', '{CANCELLED}')", name="status_known"),
+        Index("ix_reservations_settled", "recorded_at", postgresql_where=text("status <> 'RESERVED'")),
     )
 
     # An order id in the orders service's database: no foreign key across services.
@@ -53,6 +55,13 @@ class Reservation(db.Model):
     # The lines whose stock was taken ([{product_id, quantity}]): what a cancellation gives back.
     taken: Mapped[list] = mapped_column(JSONB)
     recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+# A settled reservation is pruned once no event can touch it any more: every
+# event about its order is older than the duplicate window by then, and so
+# refused (common/messaging/idempotency.py). A RESERVED one is what a cancel
+# gives back, and an order can be cancelled at any age: it stays.
+SETTLED_RESERVATIONS = Retention(Reservation.recorded_at, DUPLICATE_WINDOW, only=Reservation.status != RESERVED)
 
 
 class ProcessedEvent(ProcessedEventMixin, db.Model):

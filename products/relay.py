@@ -1,4 +1,5 @@
-"""products-relay: publishes the products service's outbox (common/messaging/relay.py).
+"""products-relay: publishes the products service's outbox (common/messaging/relay.py),
+and prunes its bookkeeping tables (common/retention.py).
 
 `python -m products.relay`; with --healthcheck it exits 0 while its loop is alive.
 """
@@ -7,12 +8,23 @@ import sys
 
 from common.messaging.process import run_process
 from common.messaging.relay import serve_relay
+from common.retention import Retention, bookkeeping
+from common.settings import Settings
 from products import create_app
-from products.models import OutboxMessage
+from products.models import SETTLED_RESERVATIONS, IdempotencyKey, OutboxMessage, ProcessedEvent
 
 
 def serve(heartbeat_path: str) -> None:
-    serve_relay(create_app(), OutboxMessage, heartbeat_path)
+    app = create_app()
+    serve_relay(app, OutboxMessage, heartbeat_path, retentions(app.config["SETTINGS"]))
+
+
+def retentions(settings: Settings) -> list[Retention]:
+    """What products' bookkeeping tables keep, its settled reservations included."""
+    tables = bookkeeping(
+        settings, outbox=OutboxMessage, processed_events=ProcessedEvent, idempotency_keys=IdempotencyKey
+    )
+    return [*tables, SETTLED_RESERVATIONS]
 
 
 if __name__ == "__main__":

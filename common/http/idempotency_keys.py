@@ -25,7 +25,8 @@ transaction. What follows from that:
   behind, so a retry after a 409 or a 503 is tried anew.
 - Keys belong to a user (another user's identical key is another key) and
   expire after IDEMPOTENCY_KEY_TTL_SECONDS (24 h): a user's expired keys are
-  deleted when that user next sends one.
+  deleted when that user next sends one, and everyone's by the relay's pruning
+  (common/retention.py).
 - Without the header the view runs as it always did, committed the same way.
 """
 
@@ -84,7 +85,8 @@ class IdempotencyKeyMixin:
     status: Mapped[int | None] = mapped_column(Integer)
     body: Mapped[str | None] = mapped_column(Text)
     headers: Mapped[dict] = mapped_column(JSONB, default=dict)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # Indexed for the pruning (common/retention.py).
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), index=True)
 
 
 def _key() -> str | None:

@@ -5,8 +5,9 @@ event in and the events to announce out (`reserve_stock(event) -> [outcome]`),
 with no session, commit or broker code. For each batch of messages (up to
 `batch_size`, or what arrived within `linger` of the first):
 
-1. decode and validate each with its contract: what can't be is dead-lettered
-   at once, and the rest go on;
+1. decode and validate each with its contract: what can't be (or what is older
+   than the window in which duplicates are recognised) is dead-lettered at once,
+   and the rest go on;
 2. in one transaction: claim every event id (processed_events), lock what the
    batch will touch (`lock`, in a fixed order, so that two workers' batches queue
    up instead of deadlocking), call each new event's handler, add the events the
@@ -43,7 +44,7 @@ from common import context, metrics
 from common.database import DATABASE_UNAVAILABLE
 from common.messaging import outbox, topology
 from common.messaging.contracts import Event, EventType, InvalidEvent
-from common.messaging.idempotency import ProcessedEventMixin, claim
+from common.messaging.idempotency import DUPLICATE_WINDOW, ProcessedEventMixin, claim, too_old
 from common.messaging.outbox import OutboxMixin
 from common.messaging.process import Loop, backoff
 
@@ -206,7 +207,13 @@ class EventConsumer(Loop, ConsumerMixin):
             raise InvalidEvent(f"this consumer handles no {routing_key!r} events")
         if message.content_type != "application/json":
             raise InvalidEvent(f"a {message.content_type!r} body, not JSON")
-        return known[0], known[0].decode(message.body)
+        event = known[0].decode(message.body)
+        if too_old(event.occurred_at):
+            raise InvalidEvent(
+                f"it occurred at {event.occurred_at:%Y-%m-%d %H:%M:%S%z}, before the last {DUPLICATE_WINDOW.days} days:"
+                " whether its effect was applied already can no longer be told (see common/messaging/idempotency.py)"
+            )
+        return known[0], event
 
     # -- a batch -----------------------------------------------------------------------
 

@@ -27,7 +27,6 @@ from sqlalchemy import (
     Text,
     Uuid,
     bindparam,
-    delete,
     event,
     func,
     insert,
@@ -68,8 +67,12 @@ class OutboxMixin:
     @declared_attr.directive
     def __table_args__(cls):  # noqa: N805 - a declared_attr takes the class
         # A new Index per table: one Index object can belong to only one table.
-        # It serves the relay's only query, unsent rows that are due; sent rows drop out of it.
-        return (Index("ix_outbox_unsent", "next_attempt_at", "id", postgresql_where=text("published_at IS NULL")),)
+        # ix_outbox_unsent serves the relay's query, unsent rows that are due; sent
+        # rows drop out of it, into ix_outbox_sent, which serves the pruning.
+        return (
+            Index("ix_outbox_unsent", "next_attempt_at", "id", postgresql_where=text("published_at IS NULL")),
+            Index("ix_outbox_sent", "published_at", postgresql_where=text("published_at IS NOT NULL")),
+        )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     event_id: Mapped[str] = mapped_column(Uuid(as_uuid=False), unique=True)
@@ -93,7 +96,6 @@ class Statements:
     due: Executable  # :limit unsent rows that are due, locked, skipping those others hold
     sent: Executable  # the rows :ids published
     failed: Executable  # the rows :ids not confirmed: :error, and a next attempt after a backoff
-    prune: Executable  # rows sent before :before
 
 
 @functools.cache
@@ -120,7 +122,6 @@ def statements(model: type[OutboxMixin]) -> Statements:
                 literal_column("interval '5 seconds'"),
             ),
         ),
-        prune=delete(table).where(table.c.published_at < bindparam("before")),
     )
 
 

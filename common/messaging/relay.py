@@ -16,18 +16,20 @@ least once, which the consumers' idempotency absorbs.
 
 import logging
 from collections import Counter
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import psycopg2
 from flask_sqlalchemy import SQLAlchemy
 from psycopg2 import sql
 
-from common import context, metrics
+from common import context, metrics, retention
 from common.database import DATABASE_UNAVAILABLE
 from common.messaging import outbox
 from common.messaging.outbox import OutboxCollector, OutboxMixin
 from common.messaging.process import Loop, backoff
 from common.messaging.publisher import BROKER_ERRORS, Outgoing, Publisher, PublishFailed
+from common.retention import Retention
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +45,7 @@ class OutboxRelay(Loop):
         batch_size: int = 200,
         poll_seconds: float = 5.0,
         linger: float = 0.0,
-        retention: timedelta = timedelta(days=1),
+        retentions: Sequence[Retention] = (),
         heartbeat_path: str | None = None,
     ):
         super().__init__(heartbeat_path)
@@ -54,7 +56,7 @@ class OutboxRelay(Loop):
         self.batch_size = batch_size
         self.poll_seconds = poll_seconds
         self.linger = linger
-        self.retention = retention
+        self.retentions = retentions
         self.statements = outbox.statements(model)
         self._listener = None
         self._last_prune = datetime.min.replace(tzinfo=UTC)
@@ -131,13 +133,12 @@ class OutboxRelay(Loop):
         return len(rows), False
 
     def prune(self) -> None:
-        """Delete rows sent longer ago than the retention; they are kept a while for inspection."""
+        """Delete what the bookkeeping tables no longer keep (common/retention.py), once a minute at most."""
         now = datetime.now(UTC)
         if now - self._last_prune < timedelta(minutes=1):
             return
         self._last_prune = now
-        self.db.session.connection().execute(self.statements.prune, {"before": now - self.retention})
-        self.db.session.commit()
+        retention.prune(self.db.session, self.retentions)
 
     # -- LISTEN/NOTIFY -------------------------------------------------------------
 
@@ -167,7 +168,7 @@ class OutboxRelay(Loop):
                 pass
 
 
-def serve_relay(app, model: type[OutboxMixin], heartbeat_path: str) -> None:
+def serve_relay(app, model: type[OutboxMixin], heartbeat_path: str, retentions: Sequence[Retention]) -> None:
     """The body of a service's relay process."""
     settings = app.config["SETTINGS"]
     db = app.extensions["sqlalchemy"]
@@ -181,6 +182,7 @@ def serve_relay(app, model: type[OutboxMixin], heartbeat_path: str) -> None:
             batch_size=settings.relay_batch_size,
             poll_seconds=settings.relay_poll_seconds,
             linger=settings.relay_linger_ms / 1000,
+            retentions=retentions,
             heartbeat_path=heartbeat_path,
         )
         relay.serve()

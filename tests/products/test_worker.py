@@ -4,11 +4,13 @@ import os
 import signal
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 
+import msgspec
 import pytest
 from sqlalchemy import create_engine, func, select, text
 
-from common.messaging import contracts, topology
+from common.messaging import contracts, idempotency, topology
 from common.messaging.process import readiness
 from products import worker as products_worker
 from products.models import OutboxMessage, ProcessedEvent, db
@@ -117,6 +119,24 @@ def test_an_invalid_event_is_dead_lettered_and_the_next_one_handled(worker, publ
     publish({"event_id": "not-a-uuid", "type": contracts.ORDER_CREATED.routing_key, "version": 1})
     publish(order_created(**{str(product): 1}))
     eventually(lambda: stock_of(product) == 9)
+    eventually(lambda: queue_depth(broker, topology.DEAD_LETTER_QUEUE) == 1)
+
+
+def test_an_event_older_than_the_duplicate_window_is_dead_lettered_not_applied(
+    worker, publish, broker, make_product, stock_of
+):
+    # Its id may have been pruned from processed_events (common/retention.py), so
+    # it can't be told apart from a duplicate: applying it could take stock twice.
+    product = make_product(quantity=10)
+    window = idempotency.DUPLICATE_WINDOW
+    stale = msgspec.structs.replace(
+        order_created(order_id=1, **{str(product): 1}), occurred_at=datetime.now(UTC) - window - timedelta(hours=1)
+    )
+    recent = msgspec.structs.replace(
+        order_created(order_id=2, **{str(product): 2}), occurred_at=datetime.now(UTC) - window + timedelta(hours=1)
+    )
+    publish(stale, recent)
+    eventually(lambda: stock_of(product) == 8)
     eventually(lambda: queue_depth(broker, topology.DEAD_LETTER_QUEUE) == 1)
 
 

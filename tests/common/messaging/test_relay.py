@@ -3,14 +3,17 @@
 import json
 import threading
 import time
+import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, insert, select, text, update
 
 from common.messaging import contracts, outbox, topology
 from common.messaging.publisher import Publisher
 from common.messaging.relay import OutboxRelay
-from orders.models import OutboxMessage, db
+from orders import relay as orders_relay
+from orders.models import OutboxMessage, ProcessedEvent, db
 from tests.support import eventually, running
 
 pytestmark = pytest.mark.integration
@@ -193,3 +196,18 @@ def test_a_relay_loop_drains_the_outbox_and_stops_when_asked(orders_app, orders_
     with running(relay(), orders_app):
         eventually(orders_outbox.all_sent)
     assert len(received(broker)) == 5
+
+
+def test_a_running_relay_prunes_its_services_bookkeeping(orders_app, clean_orders, relay):
+    # What is pruned, and why that keeps every guarantee: tests/common/test_retention.py.
+    old = {"event_id": str(uuid.uuid4()), "processed_at": datetime.now(UTC) - timedelta(days=8)}
+    with orders_app.app_context():
+        db.session.execute(insert(ProcessedEvent), [old])
+        db.session.commit()
+
+    def pruned():
+        with orders_app.app_context():
+            return db.session.get(ProcessedEvent, old["event_id"]) is None
+
+    with running(relay(retentions=orders_relay.retentions(orders_app.config["SETTINGS"])), orders_app):
+        eventually(pruned)
