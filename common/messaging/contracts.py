@@ -172,7 +172,14 @@ def payload(event: Event) -> dict:
     return msgspec.to_builtins(event)
 
 
-ORDER_CREATED = EventType("order.created", 1, {1: OrderCreated})
+# Version 2 has version 1's fields, but promises what the orders it announces
+# rely on: they can be cancelled, so their consumer must record what it takes
+# for each (products' reservations; products/inventory.py). A products-worker of
+# a release before that record existed knows only version 1 and so refuses these
+# orders (to the dead letters) rather than take stock no cancel could give back.
+# Version 1 orders, placed before that release, are not cancellable
+# (orders/migrations/versions/d7a3b5c9e2f4_cancelling_and_idempotency_keys.py).
+ORDER_CREATED = EventType("order.created", 2, {1: OrderCreated, 2: OrderCreated})
 ORDER_CANCELLED = EventType("order.cancelled", 1, {1: OrderCancelled})
 INVENTORY_RESERVED = EventType("inventory.reserved", 1, {1: InventoryReserved})
 INVENTORY_REJECTED = EventType("inventory.rejected", 1, {1: InventoryRejected})
