@@ -19,6 +19,7 @@ import requests
 
 from tests.gateway.conftest import ISSUER
 from tests.gateway.helpers import (
+    LIMITS,
     NO_ROUTE,
     OPENAPI,
     PROTECTED,
@@ -46,7 +47,7 @@ MIB = 1024 * 1024
 SIZE_LIMIT = 64 * 1024  # kong.env: KONG_NGINX_HTTP_CLIENT_MAX_BODY_SIZE
 PAYLOAD_TOO_LARGE = "Payload too large"  # nginx's 413, in Kong's error handler (kong/error_handlers.lua 20)
 RATE_LIMITED = "API rate limit exceeded"
-LIMIT = 60  # kong.yml's rate-limiting on users-token
+LIMITED = pytest.mark.parametrize("path, limit", LIMITS.items())
 SOURCES = (f"127.0.{third}.{fourth}" for third, fourth in itertools.product(range(1, 255), range(2, 255)))
 
 
@@ -287,17 +288,18 @@ def test_the_size_limit_comes_before_routing_and_authentication(kong_gateway):
 # -- rate-limiting --------------------------------------------------------------------
 
 
-def test_logins_are_limited_per_client_address_and_minute(kong_gateway, new_client):
+@LIMITED
+def test_requests_are_limited_per_client_address_and_minute(kong_gateway, new_client, path, limit):
     attacker, bystander = new_client(), new_client()
     whole_minute_ahead()
 
-    allowed = [attacker.post(f"{kong_gateway}/token", json={}, timeout=TIMEOUT) for _ in range(LIMIT)]
-    refused = attacker.post(f"{kong_gateway}/token", json={}, timeout=TIMEOUT)
-    other = bystander.post(f"{kong_gateway}/token", json={}, timeout=TIMEOUT)
+    allowed = [attacker.post(f"{kong_gateway}{path}", json={}, timeout=TIMEOUT) for _ in range(limit)]
+    refused = attacker.post(f"{kong_gateway}{path}", json={}, timeout=TIMEOUT)
+    other = bystander.post(f"{kong_gateway}{path}", json={}, timeout=TIMEOUT)
 
-    assert [response.status_code for response in allowed] == [200] * LIMIT
+    assert [response.status_code for response in allowed] == [200] * limit
     assert [response.headers["RateLimit-Remaining"] for response in allowed] == [
-        str(left) for left in range(LIMIT - 1, -1, -1)
+        str(left) for left in range(limit - 1, -1, -1)
     ]
     assert_kong_error(refused, 429, RATE_LIMITED)
     assert 1 <= int(refused.headers["Retry-After"]) <= 60
@@ -305,26 +307,38 @@ def test_logins_are_limited_per_client_address_and_minute(kong_gateway, new_clie
     assert other.status_code == 200
 
 
-def test_the_limit_headers_are_kongs(kong_gateway, new_client):
+def test_sign_ups_and_logins_are_counted_apart(kong_gateway, new_client):
+    client = new_client()
+    whole_minute_ahead()
+    for _ in range(LIMITS["/register"]):
+        client.post(f"{kong_gateway}/register", json={}, timeout=TIMEOUT)
+
+    assert client.post(f"{kong_gateway}/register", json={}, timeout=TIMEOUT).status_code == 429
+    assert client.post(f"{kong_gateway}/token", json={}, timeout=TIMEOUT).status_code == 200
+
+
+@LIMITED
+def test_the_limit_headers_are_kongs(kong_gateway, new_client, path, limit):
     whole_minute_ahead()
     before = time.time()
-    response = new_client().post(f"{kong_gateway}/token", json={}, timeout=TIMEOUT)
+    response = new_client().post(f"{kong_gateway}{path}", json={}, timeout=TIMEOUT)
     after = time.time()
 
-    assert response.headers["X-RateLimit-Limit-Minute"] == response.headers["RateLimit-Limit"] == str(LIMIT)
-    assert response.headers["X-RateLimit-Remaining-Minute"] == response.headers["RateLimit-Remaining"] == str(LIMIT - 1)
+    assert response.headers["X-RateLimit-Limit-Minute"] == response.headers["RateLimit-Limit"] == str(limit)
+    assert response.headers["X-RateLimit-Remaining-Minute"] == response.headers["RateLimit-Remaining"] == str(limit - 1)
     # Seconds left in the current clock minute.
     assert 60 - int(after) % 60 <= int(response.headers["RateLimit-Reset"]) <= 60 - int(before) % 60
 
 
-def test_refused_logins_carry_the_id_and_nosniff(kong_gateway, new_client):
+@LIMITED
+def test_refused_requests_carry_the_id_and_nosniff(kong_gateway, new_client, path, limit):
     client = new_client()
     whole_minute_ahead()
-    for _ in range(LIMIT):
-        client.post(f"{kong_gateway}/token", json={}, timeout=TIMEOUT)
+    for _ in range(limit):
+        client.post(f"{kong_gateway}{path}", json={}, timeout=TIMEOUT)
 
     refusals = [
-        client.post(f"{kong_gateway}/token", json={}, headers={"X-Request-ID": f"try-{n}"}, timeout=TIMEOUT)
+        client.post(f"{kong_gateway}{path}", json={}, headers={"X-Request-ID": f"try-{n}"}, timeout=TIMEOUT)
         for n in range(3)
     ]
 
@@ -333,12 +347,16 @@ def test_refused_logins_carry_the_id_and_nosniff(kong_gateway, new_client):
     assert all(response.headers["X-Content-Type-Options"] == "nosniff" for response in refusals)
 
 
-def test_only_the_login_route_is_limited(kong_gateway, new_client):
+@pytest.mark.parametrize("method, path, service", [route for route in PUBLIC if route[1] not in LIMITS])
+def test_no_other_public_route_is_limited(kong_gateway, new_client, method, path, service):
     client = new_client()
     whole_minute_ahead()
 
-    statuses = {client.post(f"{kong_gateway}/register", json={}, timeout=TIMEOUT).status_code for _ in range(LIMIT + 5)}
-    response = client.post(f"{kong_gateway}/register", json={}, timeout=TIMEOUT)
+    statuses = {
+        client.request(method, f"{kong_gateway}{path}", timeout=TIMEOUT).status_code
+        for _ in range(max(LIMITS.values()) + 5)
+    }
+    response = client.request(method, f"{kong_gateway}{path}", timeout=TIMEOUT)
 
     assert statuses == {200}
     assert "RateLimit-Limit" not in response.headers
