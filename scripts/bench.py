@@ -387,19 +387,18 @@ def direct_available(args) -> bool:
 
 
 def create_users(args, run_id: str) -> list[tuple[int, str]]:
-    """(user id, token) for --accounts new users. Tokens come from /token through the
+    """(user id, token) for --accounts new users, signed up and logged in through the
     gateway, each from its own loopback address (127.0.0.2, .3, …): the gateway limits
-    /token per client address."""
-    gateway = Http(args.gateway)
+    /register and /token per client address."""
     password = "bench-" + uuid.uuid4().hex
     loopback = urlsplit(args.gateway).hostname in ("127.0.0.1", "localhost")
     users = []
     for i in range(args.accounts):
         email = f"bench-{run_id}-{i}@bench.example.com"
-        code, body = gateway.call("POST", "/register", {"email": email, "password": password})
+        client = Http(args.gateway, source=f"127.0.0.{2 + i % 250}" if loopback else None)
+        code, body = client.call("POST", "/register", {"email": email, "password": password})
         if code != 201:
             die(f"POST /register answered {code}: {body}")
-        client = Http(args.gateway, source=f"127.0.0.{2 + i % 250}" if loopback else None)
         for _attempt in range(30):
             code, token = client.call("POST", "/token", {"email": email, "password": password})
             if code != 429:
@@ -409,7 +408,6 @@ def create_users(args, run_id: str) -> list[tuple[int, str]]:
         if code != 200:
             die(f"POST /token answered {code}: {token}")
         users.append((body["id"], token["access_token"]))
-    gateway.close()
     return users
 
 

@@ -5,6 +5,7 @@ import os
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from flask_migrate import upgrade
 from requests.adapters import HTTPAdapter
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from urllib3.util import Retry
 
 from common.settings import Settings
 
@@ -101,19 +103,61 @@ def queue_depth(connection, queue) -> int:
     return queue(connection.default_channel).queue_declare(passive=True).message_count
 
 
+# What a well-behaved client does when the gateway's per-address rate limit
+# refuses it (429): wait as Retry-After says (at most the rest of Kong's clock
+# minute), then send again, for any method: a refused request never reached a
+# service. Under Docker, Kong sees every client on this host as one address, so
+# the suite's own sign-ups and logins share one budget and must take turns.
+WAIT_OUT_RATE_LIMITS = Retry(
+    total=None,
+    connect=0,
+    read=0,
+    redirect=0,
+    other=0,
+    status=3,
+    status_forcelist=[429],
+    allowed_methods=None,
+    respect_retry_after_header=True,
+    raise_on_status=False,
+)
+
+
 class _SourceAddressAdapter(HTTPAdapter):
-    def __init__(self, address: str):
+    def __init__(self, address: str | None, **kwargs):
         self.address = address
-        super().__init__()
+        super().__init__(**kwargs)
 
     def init_poolmanager(self, *args, **kwargs):
-        kwargs["source_address"] = (self.address, 0)
+        if self.address:
+            kwargs["source_address"] = (self.address, 0)
         super().init_poolmanager(*args, **kwargs)
 
 
-def client_from(address: str) -> requests.Session:
-    """A session whose connections come from `address`: every 127.x.y.z is this
-    host, so a test can be a client of its own to per-address limits."""
+def client_from(address: str | None, polite: bool = False) -> requests.Session:
+    """A session whose connections come from `address` (every 127.x.y.z is this
+    host, so a test can be a client of its own to per-address limits; None: the
+    system's choice). A `polite` one waits out the gateway's 429s (WAIT_OUT_RATE_LIMITS);
+    the others see them, as the tests of the limits must."""
     session = requests.Session()
-    session.mount("http://", _SourceAddressAdapter(address))
+    session.mount("http://", _SourceAddressAdapter(address, max_retries=WAIT_OUT_RATE_LIMITS if polite else 0))
     return session
+
+
+def fresh_loopback_addresses(block: int) -> Iterator[str]:
+    """127.<block>.x.y, each once: addresses no client of this run has been yet.
+    One block per user of them, so that two users never meet."""
+    return (f"127.{block}.{third}.{fourth}" for third in range(256) for fourth in range(1, 255))
+
+
+class EachRequestFromANewAddress(requests.Session):
+    """A session whose every request comes from the next of `addresses`: a client
+    that is never the same one twice to the gateway's per-address limits."""
+
+    def __init__(self, addresses: Iterator[str], polite: bool = False):
+        super().__init__()
+        self.addresses = addresses
+        self.polite = polite
+
+    def send(self, request, **kwargs):
+        with client_from(next(self.addresses), polite=self.polite) as client:
+            return client.send(request, **kwargs)

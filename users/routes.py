@@ -14,6 +14,9 @@ blp = Blueprint("users", __name__, description="Registration, login and the curr
 BUSY = "Too many sign-ups and logins at once (this process's hashing slots); retry after Retry-After"
 
 
+RATE_LIMITED = "Too many attempts from this address (the gateway's rate limit)"
+
+
 def _hashing_busy():
     abort(503, message="Too many sign-ups and logins at once; try again shortly.", headers={"Retry-After": "1"})
 
@@ -22,6 +25,7 @@ def _hashing_busy():
 @blp.arguments(CredentialsSchema)
 @blp.response(201, UserSchema)
 @blp.alt_response(409, description="The email is already registered")
+@blp.alt_response(429, description=RATE_LIMITED)
 @blp.alt_response(503, description=BUSY)
 def register(credentials):
     try:
@@ -43,7 +47,7 @@ def register(credentials):
 @blp.arguments(LoginSchema)
 @blp.response(200, TokenSchema)
 @blp.alt_response(401, description="Wrong email or password")
-@blp.alt_response(429, description="Too many attempts from this address (the gateway's rate limit)")
+@blp.alt_response(429, description=RATE_LIMITED)
 @blp.alt_response(503, description=BUSY)
 def token(credentials):
     user = db.session.execute(db.select(User).filter_by(email=credentials["email"])).scalar_one_or_none()

@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from common.settings import Settings
-from tests.support import eventually
+from tests.support import client_from, eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 GATEWAY_URL = os.environ.get("SHOP_GATEWAY_URL", "http://127.0.0.1:8000")
@@ -298,8 +298,9 @@ def pytest_runtest_makereport(item, call):
 
 @pytest.fixture(scope="session")
 def gateway(stack):
-    """A requests session bound to the gateway; fails fast if nothing serves there."""
-    session = requests.Session()
+    """A requests session bound to the gateway, which waits out its rate limits as a
+    polite client does; fails fast if nothing serves there."""
+    session = client_from(None, polite=True)
 
     def serving():
         try:
@@ -352,8 +353,8 @@ def _new_user(gateway):
 def make_user(gateway):
     """Factory: register a fresh user and log in; returns (user id, auth headers).
 
-    Each call is a real POST /token, which the gateway rate-limits per client
-    address: tests that just need *a* user take `session_user`."""
+    Each call is a real POST /register and /token, which the gateway rate-limits
+    per client address: tests that just need *a* user take `session_user`."""
     return lambda: _new_user(gateway)
 
 

@@ -20,7 +20,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from tests.e2e.conftest import GATEWAY_URL
-from tests.support import client_from
+from tests.support import EachRequestFromANewAddress, fresh_loopback_addresses
 
 pytestmark = pytest.mark.e2e
 
@@ -50,11 +50,11 @@ def fuzz_auth(session_user):
 
 @pytest.fixture(scope="session")
 def fuzz_client():
-    """Fuzzing sends POST /token dozens of times: from an address of its own (any
-    127.x.y.z is this host), so it spends its own login budget at the gateway's
-    per-address rate limit, not the other tests'. (Under Docker every host client
-    is one address to Kong.)"""
-    return client_from(f"127.0.{random.randint(1, 254)}.{random.randint(2, 254)}")
+    """Fuzzing sends POST /register and /token dozens of times: each from a loopback
+    address of its own (any 127.x.y.z is this host), so it spends no one's budget
+    at the gateway's per-address rate limits. Under Docker every host client is
+    one address to Kong: there it waits its turn (polite)."""
+    return EachRequestFromANewAddress(fresh_loopback_addresses(random.randint(2, 254)), polite=True)
 
 
 def document(service):

@@ -1,6 +1,6 @@
 """The gateway's cross-cutting protections, through port 8000 (Kong): request ids,
 response headers, the body size limit, the identity headers, the OpenAPI routes
-and the login rate limit.
+and the rate limits on logins and sign-ups.
 
 What reaches a service can't be seen from here; tests/gateway checks that
 against echo servers. The rate-limit tests come last on purpose: under Docker,
@@ -31,7 +31,8 @@ MIB = 1024 * 1024
 SIZE_LIMIT = 64 * 1024  # nginx's client_max_body_size (kong/kong.env)
 # Kong's error handler's message for nginx's 413 (kong/error_handlers.lua).
 TOO_LARGE = "Payload too large"
-LOGIN_LIMIT = 60  # kong.yml: rate-limiting on users-token, per minute and client address
+# kong.yml's rate-limiting: requests a minute per client address.
+LIMITS = {"/token": 60, "/register": 20}
 FORGED_IDENTITY = {
     "X-Consumer-ID": "00000000-0000-0000-0000-000000000001",
     "X-Consumer-Custom-ID": "admin",
@@ -147,7 +148,7 @@ def test_each_services_openapi_document_is_public(gateway, service):
     assert {"openapi", "paths"} <= response.json().keys()
 
 
-# -- the login rate limit (last: see the module's docstring) --------------------------
+# -- the rate limits on logins and sign-ups (last: see the module's docstring) ---------
 
 
 def loopback_addresses(count: int) -> list[str]:
@@ -156,34 +157,44 @@ def loopback_addresses(count: int) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def brute_force(gateway):
-    """61 logins with a wrong password from one address, within one clock minute
-    (Kong counts per clock minute): (the address, the minute, the responses).
-    Each claims another X-Forwarded-For: Kong trusts no proxy in front of it
-    (trusted_ips is empty), so its client address is the connection's, and a
-    forged header can't spread the logins over many addresses.
+def floods(gateway):
+    """From one address, within one clock minute (Kong counts per clock minute):
+    61 logins with a wrong password, then 21 sign-ups. Yields (the address, the
+    minute, {path: its responses}). Each claims another X-Forwarded-For: Kong
+    trusts no proxy in front of it (trusted_ips is empty), so its client address
+    is the connection's, and a forged header can't spread them over many addresses.
 
     Under Docker that address is every client on this host, so afterwards this
-    waits for the next minute: later tests' logins must not be refused."""
+    waits for the next minute: later tests' logins and sign-ups must not be refused."""
     if not _gateway_on_loopback():
         pytest.skip(f"sending from other loopback addresses needs the gateway on loopback, not {GATEWAY_URL}")
     email = f"e2e-{uuid.uuid4().hex[:12]}@example.com"
     assert gateway.post("/register", json={"email": email, "password": PASSWORD}).status_code == 201
     wrong = {"email": email, "password": "not-the-password-123"}
 
+    def sign_up():
+        return {"email": f"e2e-flood-{uuid.uuid4().hex[:12]}@example.com", "password": PASSWORD}
+
     for address in loopback_addresses(2):  # a second try if a new minute began halfway
-        if 60 - time.time() % 60 < 10:  # 61 logins take a few seconds
+        if 60 - time.time() % 60 < 20:  # 61 logins and 21 sign-ups take a few seconds
             time.sleep(60 - time.time() % 60)
         minute = int(time.time() // 60)
         with client_from(address) as client:
-            responses = [
-                client.post(f"{GATEWAY_URL}/token", json=wrong, headers={"X-Forwarded-For": f"10.0.0.{n}"}, timeout=10)
-                for n in range(LOGIN_LIMIT + 1)
-            ]
+            forged = [{"X-Forwarded-For": f"10.0.0.{n}"} for n in range(max(LIMITS.values()) + 1)]
+            responses = {
+                "/token": [
+                    client.post(f"{GATEWAY_URL}/token", json=wrong, headers=forged[n], timeout=10)
+                    for n in range(LIMITS["/token"] + 1)
+                ],
+                "/register": [
+                    client.post(f"{GATEWAY_URL}/register", json=sign_up(), headers=forged[n], timeout=10)
+                    for n in range(LIMITS["/register"] + 1)
+                ],
+            }
         if int(time.time() // 60) == minute:
             break
     else:
-        pytest.fail("couldn't send the logins within one clock minute")
+        pytest.fail("couldn't send the floods within one clock minute")
     yield address, minute, responses
     if DOCKER and int(time.time() // 60) == minute:
         time.sleep(60 - time.time() % 60 + 1)
@@ -197,18 +208,19 @@ def _gateway_on_loopback() -> bool:
         return False
 
 
-def test_zz_logins_from_one_address_are_limited_to_60_a_minute(brute_force):
-    _, _, responses = brute_force
-    statuses = [response.status_code for response in responses]
+@pytest.mark.parametrize("path, allowed", [("/token", 401), ("/register", 201)])
+def test_zz_requests_from_one_address_are_limited_per_minute(floods, path, allowed):
+    _, _, responses = floods
+    statuses = [response.status_code for response in responses[path]]
 
     if DOCKER:
         # Kong sees this host's clients as one address, whose count this minute's
-        # other logins (other tests') share: the limit may come sooner.
+        # other requests (other tests') share: the limit may come sooner.
         first = statuses.index(429)
-        assert set(statuses[:first]) <= {401} and set(statuses[first:]) == {429}
+        assert set(statuses[:first]) <= {allowed} and set(statuses[first:]) == {429}
     else:
-        assert statuses == [401] * LOGIN_LIMIT + [429]
-    refused = responses[-1]
+        assert statuses == [allowed] * LIMITS[path] + [429]
+    refused = responses[path][-1]
     assert_error(refused, 429, "API rate limit exceeded")
     assert 1 <= int(refused.headers["Retry-After"]) <= 60
     assert_hardened(refused)
@@ -219,16 +231,17 @@ def test_zz_logins_from_one_address_are_limited_to_60_a_minute(brute_force):
     reason="under Docker, Kong sees every client on this host as the bridge's one address: "
     "another source address is the same client there",
 )
-def test_zz_logins_from_another_address_are_not_limited(brute_force):
-    attacker, minute, _ = brute_force
+@pytest.mark.parametrize("path", ["/token", "/register"])
+def test_zz_requests_from_another_address_are_not_limited(floods, path):
+    attacker, minute, _ = floods
     bystander = next(address for address in loopback_addresses(2) if address != attacker)
-    wrong = {"email": f"e2e-{uuid.uuid4().hex[:12]}@example.com", "password": "not-the-password-123"}
+    body = {"email": f"e2e-{uuid.uuid4().hex[:12]}@example.com", "password": "not-the-password-123"}
 
     with client_from(bystander) as client:
-        other = client.post(f"{GATEWAY_URL}/token", json=wrong, timeout=10)
+        other = client.post(f"{GATEWAY_URL}{path}", json=body, timeout=10)
     with client_from(attacker) as client:
-        again = client.post(f"{GATEWAY_URL}/token", json=wrong, timeout=10)
+        again = client.post(f"{GATEWAY_URL}{path}", json=body, timeout=10)
 
-    assert other.status_code == 401
+    assert other.status_code == {"/token": 401, "/register": 201}[path]
     if int(time.time() // 60) == minute:  # else the attacker's count has begun afresh
         assert again.status_code == 429

@@ -1,14 +1,13 @@
 """What the gateway tests share: the routes of kong.yml, requests to Kong, and
 what Kong's answers and the echo servers' reports look like."""
 
-import itertools
 import re
 from urllib.parse import urlsplit
 
 import requests
 
 from tests.rawhttp import RawResponse
-from tests.support import client_from
+from tests.support import client_from, fresh_loopback_addresses
 
 PROTECTED = [  # (method, path, service) for every route with the jwt plugin
     ("GET", "/users/me", "users"),
@@ -39,8 +38,7 @@ UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a
 
 # kong.yml's rate-limiting: requests a minute per client address, on these routes only.
 LIMITS = {"/token": 60, "/register": 20}
-# Loopback addresses no test has used: every 127.x.y.z is this host.
-_FRESH_SOURCES = (f"127.1.{third}.{fourth}" for third, fourth in itertools.product(range(256), range(1, 255)))
+_FRESH_SOURCES = fresh_loopback_addresses(1)
 
 
 def call(gateway: str, method: str, path: str, token: str | None = None, **kwargs) -> requests.Response:
