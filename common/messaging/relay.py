@@ -133,12 +133,13 @@ class OutboxRelay(Loop):
         return len(rows), False
 
     def prune(self) -> None:
-        """Delete what the bookkeeping tables no longer keep (common/retention.py), once a minute at most."""
+        """Delete what the bookkeeping tables no longer keep (common/retention.py): a
+        round a minute, and, while a backlog lasts, a bounded round between batches of events."""
         now = datetime.now(UTC)
         if now - self._last_prune < timedelta(minutes=1):
             return
-        self._last_prune = now
-        retention.prune(self.db.session, self.retentions)
+        if not retention.prune(self.db.session, self.retentions):
+            self._last_prune = now  # caught up: the next round in a minute; else after the next batch of events
 
     # -- LISTEN/NOTIFY -------------------------------------------------------------
 

@@ -75,14 +75,17 @@ def test_products_keeps_what_its_guarantees_need_and_no_more(products_app, clean
         assert remaining(session, Reservation.order_id) == {1, 3}
 
 
-def test_a_large_backlog_goes_in_batches(products_app, clean_products, monkeypatch):
+def test_a_large_backlog_goes_in_bounded_rounds_of_batches(products_app, clean_products, monkeypatch):
     monkeypatch.setattr(retention, "BATCH", 3)
+    retentions = products_relay.retentions(products_app.config["SETTINGS"])
     with products_app.app_context():
         rows = [{"event_id": event_id(f"old {n}"), "processed_at": WEEK_AND_A_DAY} for n in range(10)]
         add(db.session, ProcessedEvent, *rows)
         db.session.commit()
-        deleted = retention.prune(db.session, products_relay.retentions(products_app.config["SETTINGS"]))
-        assert deleted["processed_events"] == 10
+
+        assert retention.prune(db.session, retentions, batches=2) is True  # 6 gone, more to go
+        assert len(remaining(db.session, ProcessedEvent.event_id)) == 4
+        assert retention.prune(db.session, retentions, batches=2) is False
         assert remaining(db.session, ProcessedEvent.event_id) == set()
 
 
