@@ -162,10 +162,6 @@ class EventType:
         except msgspec.ValidationError as exc:
             raise InvalidEvent(str(exc)) from None
 
-    def load(self, payload: dict) -> Event:
-        """An event as plain data (an outbox row's payload, say), read as decode() does."""
-        return self.decode(msgspec.json.encode(payload))
-
 
 def payload(event: Event) -> dict:
     """The event as plain JSON data: what the outbox stores and the relay sends."""
@@ -183,8 +179,3 @@ ORDER_CREATED = EventType("order.created", 2, {1: OrderCreated, 2: OrderCreated}
 ORDER_CANCELLED = EventType("order.cancelled", 1, {1: OrderCancelled})
 INVENTORY_RESERVED = EventType("inventory.reserved", 1, {1: InventoryReserved})
 INVENTORY_REJECTED = EventType("inventory.rejected", 1, {1: InventoryRejected})
-
-BY_ROUTING_KEY = {
-    event_type.routing_key: event_type
-    for event_type in (ORDER_CREATED, ORDER_CANCELLED, INVENTORY_RESERVED, INVENTORY_REJECTED)
-}

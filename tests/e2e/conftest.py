@@ -17,6 +17,7 @@ import pytest
 import requests
 
 from common.settings import Settings
+from tests import kong_routes
 from tests.support import client_from, eventually
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,17 +27,8 @@ SHOP_STACK_IS_DOCKER = os.environ.get("SHOP_STACK") == "docker"
 ISSUER = "shop-users"
 SETTLE_DEADLINE = 60.0
 PASSWORD = "a-strong-password-123"
-# Every route behind the jwt plugin in kong.yml.
-PROTECTED = [
-    ("GET", "/users/me"),
-    ("POST", "/products"),
-    ("PATCH", "/products/1"),
-    ("POST", "/products/1/stock"),
-    ("GET", "/orders"),
-    ("POST", "/orders"),
-    ("GET", "/orders/1"),
-    ("POST", "/orders/1/cancel"),
-]
+# Every route and method behind the jwt plugin, with a path it matches: from kong.yml.
+PROTECTED = [(method, path) for method, path, _ in kong_routes.protected()]
 
 
 class NativeStack:

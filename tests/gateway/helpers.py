@@ -6,19 +6,11 @@ from urllib.parse import urlsplit
 
 import requests
 
+from tests import kong_routes
 from tests.rawhttp import RawResponse
 from tests.support import client_from, fresh_loopback_addresses
 
-PROTECTED = [  # (method, path, service) for every route with the jwt plugin
-    ("GET", "/users/me", "users"),
-    ("POST", "/products", "products"),
-    ("GET", "/orders", "orders"),
-    ("POST", "/orders", "orders"),
-    ("GET", "/orders/7", "orders"),
-    ("POST", "/orders/7/cancel", "orders"),
-    ("PATCH", "/products/1", "products"),
-    ("POST", "/products/1/stock", "products"),
-]
+PROTECTED = kong_routes.protected()  # (method, a path, service) for every route with the jwt plugin
 PUBLIC = [
     ("POST", "/register", "users"),
     ("POST", "/token", "users"),
