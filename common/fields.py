@@ -7,7 +7,7 @@ can be another to ours. Query parameters, which can only be strings, are held
 to plain ASCII digits for the same reason.
 
 This module sits at the top of common/, not in common/http/, because the event
-contracts (common/messaging/contracts.py) hold ids to the same MAX_ID.
+contracts (common/events/contracts.py) hold ids to the same MAX_ID.
 """
 
 import re

@@ -12,7 +12,8 @@ Domain code: it raises what went wrong and the routes say it in HTTP.
 
 from sqlalchemy import func, select
 
-from common.messaging import contracts, outbox
+from common.events import contracts
+from common.messaging import outbox
 from orders.models import CANCELLED, CONFIRMED, PENDING, Order, OutboxMessage, db
 
 

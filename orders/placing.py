@@ -9,7 +9,8 @@ from decimal import Decimal
 from flask import current_app
 from sqlalchemy import insert
 
-from common.messaging import contracts, outbox
+from common.events import contracts
+from common.messaging import outbox
 from orders.models import PENDING, Order, OrderItem, OutboxMessage, db
 
 # Set-based and built once: one INSERT … RETURNING for the order, one for all its

@@ -21,8 +21,8 @@ from sqlalchemy.orm import noload
 
 from common import metrics
 from common.database import lock_rows
-from common.messaging import contracts
-from common.messaging.contracts import InvalidEvent
+from common.events import contracts
+from common.messaging.event import InvalidEvent
 from orders.models import CONFIRMED, PENDING, REJECTED, Order, db
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ import sys
 
 from sqlalchemy import event
 
-from common.messaging import contracts, topology
+from common.events import contracts, queues
 from common.messaging.consumer import EventConsumer, consumer_for, serve_consumer
 from common.messaging.process import run_process
 from orders import create_app, settlement
@@ -21,7 +21,7 @@ def consumer(app, heartbeat_path: str | None = None) -> EventConsumer:
             event.listen(session, name, listener)
     return consumer_for(
         app,
-        topology.ORDERS_INVENTORY_RESULTS,
+        queues.ORDERS_INVENTORY_RESULTS,
         {contracts.INVENTORY_RESERVED: settlement.settle, contracts.INVENTORY_REJECTED: settlement.settle},
         lock=settlement.lock_orders,
         processed=ProcessedEvent,
@@ -32,7 +32,7 @@ def consumer(app, heartbeat_path: str | None = None) -> EventConsumer:
 
 def serve(heartbeat_path: str) -> None:
     app = create_app()
-    serve_consumer(app, consumer(app, heartbeat_path))
+    serve_consumer(app, consumer(app, heartbeat_path), reported=queues.DECLARED)
 
 
 if __name__ == "__main__":

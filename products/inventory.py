@@ -36,7 +36,7 @@ import logging
 from dataclasses import asdict, dataclass
 
 from common.database import lock_rows
-from common.messaging import contracts
+from common.events import contracts
 from products.models import CANCELLED, REJECTED, RELEASED, RESERVED, Product, Reservation, db
 
 log = logging.getLogger(__name__)

@@ -6,6 +6,7 @@ and prunes its bookkeeping tables (common/retention.py).
 
 import sys
 
+from common.events import queues
 from common.messaging.process import run_process
 from common.messaging.relay import serve_relay
 from common.retention import Retention, bookkeeping
@@ -16,7 +17,9 @@ from products.models import SETTLED_RESERVATIONS, IdempotencyKey, OutboxMessage,
 
 def serve(heartbeat_path: str) -> None:
     app = create_app()
-    serve_relay(app, OutboxMessage, heartbeat_path, retentions(app.config["SETTINGS"]))
+    serve_relay(
+        app, OutboxMessage, heartbeat_path, declare=queues.DECLARED, retentions=retentions(app.config["SETTINGS"])
+    )
 
 
 def retentions(settings: Settings) -> list[Retention]:

@@ -7,7 +7,7 @@ modes are not a web worker's. With --healthcheck it exits 0 while its loop is al
 
 import sys
 
-from common.messaging import contracts, topology
+from common.events import contracts, queues
 from common.messaging.consumer import EventConsumer, consumer_for, serve_consumer
 from common.messaging.process import run_process
 from products import create_app, inventory
@@ -17,7 +17,7 @@ from products.models import OutboxMessage, ProcessedEvent
 def consumer(app, heartbeat_path: str | None = None) -> EventConsumer:
     return consumer_for(
         app,
-        topology.PRODUCTS_ORDER_CREATED,
+        queues.PRODUCTS_ORDER_CREATED,
         {contracts.ORDER_CREATED: inventory.reserve_stock, contracts.ORDER_CANCELLED: inventory.release_stock},
         lock=inventory.lock_events,
         processed=ProcessedEvent,
@@ -28,7 +28,7 @@ def consumer(app, heartbeat_path: str | None = None) -> EventConsumer:
 
 def serve(heartbeat_path: str) -> None:
     app = create_app()
-    serve_consumer(app, consumer(app, heartbeat_path))
+    serve_consumer(app, consumer(app, heartbeat_path), reported=queues.DECLARED)
 
 
 if __name__ == "__main__":

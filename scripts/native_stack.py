@@ -428,12 +428,12 @@ def print_queues() -> None:
     from kombu import Connection
     from kombu.exceptions import KombuError
 
-    from common.messaging import topology
+    from common.events import queues
 
     print(f"{'queue':<28} {'ready':>7} {'consumers':>9}")
     try:
         with Connection(Settings.from_env("products").amqp_url, connect_timeout=2) as conn:
-            for queue in topology.DECLARED_QUEUES:
+            for queue in queues.DECLARED:
                 declared = queue(conn.default_channel).queue_declare(passive=True)
                 print(f"{queue.name:<28} {declared.message_count:>7} {declared.consumer_count:>9}")
     except (KombuError, AMQPError, OSError) as exc:  # broker away, or a queue not declared yet

@@ -12,8 +12,8 @@ import pytest
 from kombu import Connection
 from werkzeug.serving import make_server
 
-from common.messaging import topology
-from common.messaging.contracts import Event, payload
+from common.events import queues
+from common.messaging.event import Event, payload
 from common.messaging.publisher import Outgoing, Publisher
 from orders import create_app as create_orders_app
 from orders.models import db as orders_db
@@ -55,11 +55,11 @@ def amqp_url(request):
 def broker(amqp_url):
     """A connection to the test vhost, every queue declared and empty before and after."""
     with Connection(amqp_url) as connection:
-        for queue in topology.DECLARED_QUEUES:
+        for queue in queues.DECLARED:
             queue(connection.default_channel).declare()
             queue(connection.default_channel).purge()
         yield connection
-        for queue in topology.DECLARED_QUEUES:
+        for queue in queues.DECLARED:
             queue(connection.default_channel).purge()
 
 
@@ -67,7 +67,7 @@ def broker(amqp_url):
 def publish(amqp_url, broker):
     """Publish events as a relay would: persistent JSON, confirmed, routed by their
     type. An event is a contract's Struct, or (to send what no contract allows) a dict."""
-    publisher = Publisher(amqp_url)
+    publisher = Publisher(amqp_url, queues.DECLARED)
 
     def _publish(*events):
         bodies = [payload(event) if isinstance(event, Event) else event for event in events]

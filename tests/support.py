@@ -1,11 +1,12 @@
 """Helpers the service tests share (fixtures live in conftest.py)."""
 
 import dataclasses
+import importlib
 import os
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
@@ -14,9 +15,9 @@ from flask_migrate import upgrade
 from requests.adapters import HTTPAdapter
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
-from urllib3.util import Retry
 
 from common.settings import Settings
+from tests.rawhttp import RawResponse
 
 ROOT = Path(__file__).resolve().parents[1]
 TEST_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
@@ -46,6 +47,13 @@ def config_for(service: str, database_url: str, amqp_url: str, **settings) -> di
     base = Settings.from_env(service, environ={})  # the defaults, whatever this shell has set
     chosen = dataclasses.replace(base, database_url=database_url, amqp_url=amqp_url, **settings)
     return {**chosen.flask_config(), "TESTING": True}
+
+
+def offline_app(service: str):
+    """The service's app as its settings build it, pointed at no database or
+    broker: for what needs only its routes, documents and wiring."""
+    nowhere = "postgresql+psycopg2://nobody@127.0.0.1:1/none", "amqp://nobody@127.0.0.1:1//"
+    return importlib.import_module(service).create_app(config_for(service, *nowhere, jwt_secret=TEST_SECRET))
 
 
 def migrated_app(create_app, config: dict):
@@ -103,43 +111,38 @@ def queue_depth(connection, queue) -> int:
     return queue(connection.default_channel).queue_declare(passive=True).message_count
 
 
-# What a well-behaved client does when the gateway's per-address rate limit
-# refuses it (429): wait as Retry-After says (at most the rest of Kong's clock
-# minute), then send again, for any method: a refused request never reached a
-# service. Under Docker, Kong sees every client on this host as one address, so
-# the suite's own sign-ups and logins share one budget and must take turns.
-WAIT_OUT_RATE_LIMITS = Retry(
-    total=None,
-    connect=0,
-    read=0,
-    redirect=0,
-    other=0,
-    status=3,
-    status_forcelist=[429],
-    allowed_methods=None,
-    respect_retry_after_header=True,
-    raise_on_status=False,
-)
+def politely(send: Callable[[], object], deadline: float = 150.0):
+    """send() again while the gateway's per-address rate limit refuses it (429),
+    waiting as Retry-After says (at most the rest of Kong's clock minute), as a
+    well-behaved client does; then its answer. A refused request never reached a
+    service, so any request may be sent again. Under Docker, Kong sees every
+    client on this host as one address: the suite's own sign-ups and logins share
+    one budget and take turns. For a requests.Response or a tests.rawhttp one."""
+    end = time.monotonic() + deadline
+    while True:
+        response = send()
+        raw = isinstance(response, RawResponse)
+        if (response.status if raw else response.status_code) != 429 or time.monotonic() > end:
+            return response
+        retry_after = response.header("Retry-After") if raw else response.headers.get("Retry-After")
+        time.sleep(int(retry_after or 1))
 
 
 class _SourceAddressAdapter(HTTPAdapter):
-    def __init__(self, address: str | None, **kwargs):
+    def __init__(self, address: str):
         self.address = address
-        super().__init__(**kwargs)
+        super().__init__()
 
     def init_poolmanager(self, *args, **kwargs):
-        if self.address:
-            kwargs["source_address"] = (self.address, 0)
+        kwargs["source_address"] = (self.address, 0)
         super().init_poolmanager(*args, **kwargs)
 
 
-def client_from(address: str | None, polite: bool = False) -> requests.Session:
-    """A session whose connections come from `address` (every 127.x.y.z is this
-    host, so a test can be a client of its own to per-address limits; None: the
-    system's choice). A `polite` one waits out the gateway's 429s (WAIT_OUT_RATE_LIMITS);
-    the others see them, as the tests of the limits must."""
+def client_from(address: str) -> requests.Session:
+    """A session whose connections come from `address`: every 127.x.y.z is this
+    host, so a test can be a client of its own to per-address limits."""
     session = requests.Session()
-    session.mount("http://", _SourceAddressAdapter(address, max_retries=WAIT_OUT_RATE_LIMITS if polite else 0))
+    session.mount("http://", _SourceAddressAdapter(address))
     return session
 
 
@@ -151,13 +154,13 @@ def fresh_loopback_addresses(block: int) -> Iterator[str]:
 
 class EachRequestFromANewAddress(requests.Session):
     """A session whose every request comes from the next of `addresses`: a client
-    that is never the same one twice to the gateway's per-address limits."""
+    that is never the same one twice to the gateway's per-address limits; and,
+    where they count it as one all the same (under Docker), a polite one."""
 
-    def __init__(self, addresses: Iterator[str], polite: bool = False):
+    def __init__(self, addresses: Iterator[str]):
         super().__init__()
         self.addresses = addresses
-        self.polite = polite
 
     def send(self, request, **kwargs):
-        with client_from(next(self.addresses), polite=self.polite) as client:
-            return client.send(request, **kwargs)
+        with client_from(next(self.addresses)) as client:
+            return politely(lambda: client.send(request, **kwargs))

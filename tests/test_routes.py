@@ -7,7 +7,6 @@ metrics) or for other services (products' internal lookup) has no route.
 Adding an endpoint without its route (or its route without the endpoint, or
 with the wrong protection) fails here, before any stack runs."""
 
-import importlib
 import re
 
 import pytest
@@ -15,17 +14,11 @@ from werkzeug.exceptions import HTTPException
 
 from common.settings import SERVICES
 from tests.kong_routes import routes
-from tests.support import TEST_SECRET, config_for
+from tests.support import offline_app as service_app
 
 # Blueprints the gateway must not route to: operators' probes and metrics, and
 # what services call each other by (on an internal listener; common/http/app.py).
 UNROUTED_BLUEPRINTS = {"ops", "internal"}
-
-
-def service_app(service: str):
-    """The service's app as its settings build it: no database or broker is reached."""
-    nowhere = "postgresql+psycopg2://nobody@127.0.0.1:1/none", "amqp://nobody@127.0.0.1:1//"
-    return importlib.import_module(service).create_app(config_for(service, *nowhere, jwt_secret=TEST_SECRET))
 
 
 def operations(service: str) -> list[tuple[str, str, bool]]:

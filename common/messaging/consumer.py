@@ -43,7 +43,7 @@ from sqlalchemy import event as sqlalchemy_event
 from common import context, metrics
 from common.database import DATABASE_UNAVAILABLE
 from common.messaging import outbox, topology
-from common.messaging.contracts import Event, EventType, InvalidEvent
+from common.messaging.event import Event, EventType, InvalidEvent
 from common.messaging.idempotency import DUPLICATE_WINDOW, ProcessedEventMixin, claim, too_old
 from common.messaging.outbox import OutboxMixin
 from common.messaging.process import Loop, backoff
@@ -77,6 +77,10 @@ class _OutageOutlasted(Exception):
     """The database stayed unreachable for longer than the budget."""
 
 
+class SubscriptionMismatch(ValueError):
+    """A consumer's handlers and its queue's bindings name different event types."""
+
+
 class HandlerCommitted(RuntimeError):
     """A handler committed: the consumer alone commits, once per batch."""
 
@@ -106,6 +110,12 @@ class EventConsumer(Loop, ConsumerMixin):
         self.queue = queue
         self.retry_queue = topology.retry_queue(queue)
         self.handlers = {event_type.routing_key: (event_type, handler) for event_type, handler in handlers.items()}
+        if set(self.handlers) != topology.routing_keys(queue):
+            # Bound but not handled would be dead-lettered; handled but not bound, never delivered.
+            raise SubscriptionMismatch(
+                f"{queue.name} is bound to {sorted(topology.routing_keys(queue))}, "
+                f"but the handlers take {sorted(self.handlers)}"
+            )
         self.processed = processed
         self.outbox_model = outbox_model
         self.lock = lock
@@ -140,10 +150,10 @@ class EventConsumer(Loop, ConsumerMixin):
     # -- kombu -----------------------------------------------------------------------
 
     def get_consumers(self, Consumer, channel):  # noqa: N803 - kombu's name for it
-        for queue in [*topology.DECLARED_QUEUES, self.retry_queue]:
+        for queue in topology.declared_with([self.queue]):
             queue(channel).declare()
-        # on_message: kombu hands over the message undecoded; the contract decodes and
-        # checks it in one step (common/messaging/contracts.py).
+        # on_message: kombu hands over the message undecoded; the event type decodes
+        # and checks it in one step (common/messaging/event.py).
         return [Consumer(queues=[self.queue], on_message=self.on_message, prefetch_count=self.prefetch)]
 
     def consume(self, limit=None, timeout=None, safety_interval=1, **kwargs):
@@ -419,9 +429,10 @@ def consumer_for(
     )
 
 
-def serve_consumer(app, consumer: EventConsumer) -> None:
-    """The body of a service's worker process; handlers run inside the app's context."""
+def serve_consumer(app, consumer: EventConsumer, reported: list[Queue]) -> None:
+    """The body of a service's worker process; handlers run inside the app's
+    context. Its /metrics has the depth and consumers of each `reported` queue."""
     settings = app.config["SETTINGS"]
-    metrics.serve(settings, [QueueDepthCollector(settings.amqp_url, topology.DECLARED_QUEUES)])
+    metrics.serve(settings, [QueueDepthCollector(settings.amqp_url, reported)])
     with app.app_context():
         consumer.serve()

@@ -42,7 +42,7 @@ from sqlalchemy.sql import Executable
 
 from common import context
 from common.database import DATABASE_UNAVAILABLE
-from common.messaging.contracts import Event, payload
+from common.messaging.event import Event, payload
 from common.messaging.publisher import Outgoing
 
 log = logging.getLogger(__name__)

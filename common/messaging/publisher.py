@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import msgspec
 from amqp.exceptions import AMQPError
-from kombu import Connection
+from kombu import Connection, Queue
 from kombu.exceptions import KombuError
 
 from common.messaging import topology
@@ -40,8 +40,12 @@ class Publisher:
     must not be shared across a fork) and reopened after a failure. For one loop
     at a time: not thread-safe."""
 
-    def __init__(self, amqp_url: str, confirm_timeout: float = 10.0):
+    def __init__(self, amqp_url: str, declare: Sequence[Queue], confirm_timeout: float = 10.0):
+        """`declare`: the queues to declare on connecting, every consumer's among
+        them, so that no event meets an exchange without bindings (the shop's:
+        common.events.queues.DECLARED)."""
         self.amqp_url = amqp_url
+        self.declare = declare
         self.confirm_timeout = confirm_timeout
         self._connection: Connection | None = None
         self._channel = None
@@ -96,7 +100,7 @@ class Publisher:
             self._connection.ensure_connection(max_retries=1)
             channel = self._connection.channel()
             # The queues first, so that no event meets an exchange without bindings.
-            for queue in topology.DECLARED_QUEUES:
+            for queue in self.declare:
                 queue(channel).declare()
             channel.confirm_select()
             channel.events["basic_ack"].add(self._on_ack)

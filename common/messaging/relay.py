@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg2
 from flask_sqlalchemy import SQLAlchemy
+from kombu import Queue
 from psycopg2 import sql
 
 from common import context, metrics, retention
@@ -169,8 +170,16 @@ class OutboxRelay(Loop):
                 pass
 
 
-def serve_relay(app, model: type[OutboxMixin], heartbeat_path: str, retentions: Sequence[Retention]) -> None:
-    """The body of a service's relay process."""
+def serve_relay(
+    app,
+    model: type[OutboxMixin],
+    heartbeat_path: str,
+    *,
+    declare: Sequence[Queue],
+    retentions: Sequence[Retention],
+) -> None:
+    """The body of a service's relay process: `declare` as Publisher takes it,
+    `retentions` the service's bookkeeping tables (common/retention.py)."""
     settings = app.config["SETTINGS"]
     db = app.extensions["sqlalchemy"]
     with app.app_context():
@@ -178,7 +187,7 @@ def serve_relay(app, model: type[OutboxMixin], heartbeat_path: str, retentions: 
         relay = OutboxRelay(
             db,
             model,
-            Publisher(settings.amqp_url),
+            Publisher(settings.amqp_url, declare),
             service=settings.service,
             batch_size=settings.relay_batch_size,
             poll_seconds=settings.relay_poll_seconds,

@@ -1,17 +1,14 @@
-"""Every exchange and queue in the system, declared once.
+"""How events travel: the exchange they are published to, the queues consumers
+take them from (built by `subscription`), each queue's retry queue, and the dead
+letters. The shop's own queues are in common/events/queues.py.
 
-Producers and consumers both import these, so a queue is declared with the same
+A queue is always built by these functions, so it is declared with the same
 arguments wherever it is touched (RabbitMQ refuses a redeclaration that differs).
-
-    orders   ──order.created/──────────► products.order-created   ──► products-worker
-               order.cancelled
-    products ──inventory.reserved/─────► orders.inventory-results ──► orders-worker
-               inventory.rejected
 """
 
 from kombu import Exchange, Queue, binding
 
-from common.messaging import contracts
+from common.messaging.event import EventType
 
 # Domain events, routed by type. Durable, so it survives a broker restart.
 EVENTS = Exchange("shop.events", type="topic", durable=True)
@@ -34,10 +31,12 @@ RETRIES_HEADER = "x-shop-retries"
 ROUTING_KEY_HEADER = "x-shop-routing-key"
 
 
-def event_queue(name: str, *routing_keys: str) -> Queue:
+def subscription(name: str, *event_types: EventType) -> Queue:
+    """The queue `name`, bound to exactly these event types: a worker consumes
+    from it what its handlers take (the consumer checks that they agree)."""
     return Queue(
         name,
-        bindings=[binding(EVENTS, routing_key=routing_key) for routing_key in routing_keys],
+        bindings=[binding(EVENTS, routing_key=event_type.routing_key) for event_type in event_types],
         durable=True,
         queue_arguments={
             "x-queue-type": "quorum",
@@ -45,6 +44,11 @@ def event_queue(name: str, *routing_keys: str) -> Queue:
             "x-dead-letter-exchange": DEAD_LETTERS.name,
         },
     )
+
+
+def routing_keys(queue: Queue) -> set[str]:
+    """The routing keys `queue` is bound to."""
+    return {queue_binding.routing_key for queue_binding in queue.bindings}
 
 
 def retry_queue(queue: Queue) -> Queue:
@@ -60,21 +64,10 @@ def retry_queue(queue: Queue) -> Queue:
     )
 
 
-# products-worker takes stock for each new order and gives it back for each
-# cancelled one. One queue for both, so that a cancellation usually arrives after
-# its order (the handlers don't rely on it: products/inventory.py). The name is
-# older than the cancellations; a quorum queue can't be renamed in place.
-PRODUCTS_ORDER_CREATED = event_queue(
-    "products.order-created", contracts.ORDER_CREATED.routing_key, contracts.ORDER_CANCELLED.routing_key
-)
-# orders-worker settles each order with the outcome.
-ORDERS_INVENTORY_RESULTS = event_queue("orders.inventory-results", "inventory.*")
-
-CONSUMER_QUEUES = [PRODUCTS_ORDER_CREATED, ORDERS_INVENTORY_RESULTS]
-
-# What must exist before anything is published or consumed: each consumer's queue,
-# so an event published before its consumer ever ran waits instead of being
-# dropped by an exchange with no bindings; and the dead-letter queue, since
-# RabbitMQ silently drops dead letters whose exchange doesn't exist. Publishers
-# and consumers declare these when they connect.
-DECLARED_QUEUES = [DEAD_LETTER_QUEUE, *CONSUMER_QUEUES, *map(retry_queue, CONSUMER_QUEUES)]
+def declared_with(consumer_queues: list[Queue]) -> list[Queue]:
+    """What must exist before anything is published or consumed: each consumer's
+    queue, so an event published before its consumer ever ran waits instead of
+    being dropped by an exchange with no bindings; their retry queues; and the
+    dead-letter queue, since RabbitMQ silently drops dead letters whose exchange
+    doesn't exist. Publishers and consumers declare these when they connect."""
+    return [DEAD_LETTER_QUEUE, *consumer_queues, *map(retry_queue, consumer_queues)]

@@ -6,13 +6,15 @@ import logging
 import pytest
 
 from common import context
+from common.events import contracts, queues
 from common.logs import JsonFormatter
-from common.messaging import contracts, outbox, topology
+from common.messaging import outbox
 from common.messaging.consumer import EventConsumer
 from common.messaging.outbox import OutboxCollector
 from common.messaging.process import readiness
 from orders.models import OutboxMessage
 from orders.models import db as orders_db
+from products import inventory
 from products import worker as products_worker
 from products.models import OutboxMessage as ProductsOutbox
 from products.models import ProcessedEvent
@@ -104,8 +106,8 @@ def test_a_worker_without_its_broker_says_so(closed_port, tmp_path, products_app
     worker = EventConsumer(
         f"amqp://guest:guest@127.0.0.1:{closed_port}//",
         products_db,
-        topology.PRODUCTS_ORDER_CREATED,
-        {},
+        queues.PRODUCTS_ORDER_CREATED,
+        {contracts.ORDER_CREATED: inventory.reserve_stock, contracts.ORDER_CANCELLED: inventory.release_stock},
         processed=ProcessedEvent,
         outbox_model=ProductsOutbox,
         heartbeat_path=str(tmp_path / "alive"),
@@ -129,12 +131,12 @@ def test_queue_metrics_show_every_queues_depth_and_consumers(broker, amqp_url, p
     from common.messaging.consumer import QueueDepthCollector
 
     publish(contracts.ORDER_CREATED.new(order_id=1, user_id=1, items=[{"product_id": 1, "quantity": 1}]))
-    collector = QueueDepthCollector(amqp_url, topology.DECLARED_QUEUES)
+    collector = QueueDepthCollector(amqp_url, queues.DECLARED)
 
     def families():
         return {family.name: {s.labels["queue"]: s.value for s in family.samples} for family in collector.collect()}
 
-    with broker.Consumer(topology.ORDERS_INVENTORY_RESULTS, callbacks=[]):
+    with broker.Consumer(queues.ORDERS_INVENTORY_RESULTS, callbacks=[]):
         found = families()
     assert found["shop_queue_messages"]["products.order-created"] == 1
     assert found["shop_queue_consumers"] == {

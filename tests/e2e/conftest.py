@@ -18,7 +18,7 @@ import requests
 
 from common.settings import Settings
 from tests import kong_routes
-from tests.support import client_from, eventually
+from tests.support import eventually, politely
 
 ROOT = Path(__file__).resolve().parents[2]
 GATEWAY_URL = os.environ.get("SHOP_GATEWAY_URL", "http://127.0.0.1:8000")
@@ -290,9 +290,9 @@ def pytest_runtest_makereport(item, call):
 
 @pytest.fixture(scope="session")
 def gateway(stack):
-    """A requests session bound to the gateway, which waits out its rate limits as a
-    polite client does; fails fast if nothing serves there."""
-    session = client_from(None, polite=True)
+    """A requests session bound to the gateway, which waits out its rate limits
+    (tests.support.politely); fails fast if nothing serves there."""
+    session = requests.Session()
 
     def serving():
         try:
@@ -308,9 +308,15 @@ def gateway(stack):
     class Gateway:
         url = GATEWAY_URL
 
-        def request(self, method, path, **kwargs):
+        def request(self, method, path, data=None, **kwargs):
+            """`data` may be a function that makes the body (a generator, streamed
+            chunked): sent again after a 429, a body must be made anew."""
             kwargs.setdefault("timeout", 10)
-            return session.request(method, f"{GATEWAY_URL}{path}", **kwargs)
+            return politely(
+                lambda: session.request(
+                    method, f"{GATEWAY_URL}{path}", data=data() if callable(data) else data, **kwargs
+                )
+            )
 
         def get(self, path, **kwargs):
             return self.request("GET", path, **kwargs)

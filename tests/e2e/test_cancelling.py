@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from common.messaging import contracts
-from common.messaging.contracts import payload
+from common.events import contracts
+from common.messaging.event import payload
 from tests.support import eventually
 
 pytestmark = pytest.mark.e2e

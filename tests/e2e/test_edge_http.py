@@ -20,7 +20,7 @@ import requests
 from tests.e2e.conftest import GATEWAY_URL, PASSWORD
 from tests.e2e.errors import assert_error
 from tests.rawhttp import address, exchange
-from tests.support import eventually
+from tests.support import eventually, politely
 
 pytestmark = pytest.mark.e2e
 
@@ -46,14 +46,8 @@ def post(path: bytes, body: bytes, headers: bytes = b"") -> bytes:
 
 
 def send(request: bytes):
-    """Send `request` as is. A 429 (the gateway's per-address rate limit, which under
-    Docker the whole suite shares) is waited out as Retry-After says, then sent again."""
-    deadline = time.monotonic() + 150
-    while True:
-        response = exchange(GATEWAY_URL, request)
-        if response.status != 429 or time.monotonic() > deadline:
-            return response
-        time.sleep(int(response.header("Retry-After") or 1))
+    """Send `request` as is (again after the gateway's 429: tests.support.politely)."""
+    return politely(lambda: exchange(GATEWAY_URL, request))
 
 
 def registration() -> bytes:

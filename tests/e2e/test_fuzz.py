@@ -53,8 +53,8 @@ def fuzz_client():
     """Fuzzing sends POST /register and /token dozens of times: each from a loopback
     address of its own (any 127.x.y.z is this host), so it spends no one's budget
     at the gateway's per-address rate limits. Under Docker every host client is
-    one address to Kong: there it waits its turn (polite)."""
-    return EachRequestFromANewAddress(fresh_loopback_addresses(random.randint(2, 254)), polite=True)
+    one address to Kong: there it waits its turn (politely)."""
+    return EachRequestFromANewAddress(fresh_loopback_addresses(random.randint(2, 254)))
 
 
 def document(service):

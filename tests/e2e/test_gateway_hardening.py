@@ -110,14 +110,18 @@ def test_a_body_over_64_kib_is_413(gateway, size):
 
 @pytest.mark.parametrize("size", [SIZE_LIMIT + 1, 2 * MIB])
 def test_a_chunked_body_over_64_kib_is_413(gateway, size):
-    response = gateway.post("/register", data=chunks(size, 16 * 1024), headers={"Content-Type": "application/json"})
+    response = gateway.post(
+        "/register", data=lambda: chunks(size, 16 * 1024), headers={"Content-Type": "application/json"}
+    )
 
     assert_error(response, 413, TOO_LARGE)
 
 
 def test_a_chunked_body_of_64_kib_is_read_by_the_service(gateway):
     # Within nginx's limit, read whole and passed on: the service finds it isn't JSON.
-    response = gateway.post("/register", data=chunks(SIZE_LIMIT, 1000), headers={"Content-Type": "application/json"})
+    response = gateway.post(
+        "/register", data=lambda: chunks(SIZE_LIMIT, 1000), headers={"Content-Type": "application/json"}
+    )
 
     assert_error(response, 400, "The request body is not valid JSON.")
 

@@ -2,7 +2,8 @@
 
 import pytest
 
-from common.messaging import contracts, topology
+from common.events import contracts
+from common.messaging import topology
 from orders import worker as orders_worker
 from orders.models import Order, db
 from tests.support import eventually, queue_depth, running

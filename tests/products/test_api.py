@@ -340,7 +340,7 @@ def test_restocks_racing_reservations_lose_nothing(products_app, client, mine, s
     the stock ends exactly where the sum of both says."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from common.messaging import contracts
+    from common.events import contracts
     from products.inventory import lock_events, reserve_stock
     from products.models import db
 

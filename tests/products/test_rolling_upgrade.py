@@ -18,6 +18,7 @@ from contextlib import contextmanager
 
 import pytest
 
+from common.events import queues
 from common.messaging import dead_letters, topology
 from common.messaging.publisher import Publisher
 from common.messaging.relay import OutboxRelay
@@ -66,7 +67,7 @@ def previous_worker(root, products_app, amqp_url, broker):
 
 
 def consumers(broker) -> int:
-    return topology.PRODUCTS_ORDER_CREATED(broker.default_channel).queue_declare(passive=True).consumer_count
+    return queues.PRODUCTS_ORDER_CREATED(broker.default_channel).queue_declare(passive=True).consumer_count
 
 
 @pytest.fixture
@@ -78,7 +79,7 @@ def buyer(orders_app, clean_orders, clean_products):
 @pytest.fixture
 def relay_orders(orders_app, amqp_url):
     """Publish what the orders outbox holds now, as orders-relay would."""
-    publisher = Publisher(amqp_url)
+    publisher = Publisher(amqp_url, queues.DECLARED)
 
     def _relay():
         with orders_app.app_context():
@@ -139,5 +140,5 @@ def test_a_cancel_that_reaches_the_previous_worker_is_dead_lettered_and_given_ba
         dead_letters.requeue(broker, set())
         eventually(lambda: stock_of(product) == 10)
         dead_letters.requeue(broker, set())  # nothing left to give back twice
-        assert queue_depth(broker, topology.PRODUCTS_ORDER_CREATED) == 0
+        assert queue_depth(broker, queues.PRODUCTS_ORDER_CREATED) == 0
     assert stock_of(product) == 10

@@ -10,7 +10,8 @@ import msgspec
 import pytest
 from sqlalchemy import create_engine, func, select, text
 
-from common.messaging import contracts, idempotency, topology
+from common.events import contracts, queues
+from common.messaging import idempotency, topology
 from common.messaging.process import readiness
 from products import worker as products_worker
 from products.models import OutboxMessage, ProcessedEvent, db
@@ -229,11 +230,11 @@ def test_a_worker_killed_between_its_commit_and_its_ack_loses_and_doubles_nothin
 
     eventually(claimed, deadline=15)
     assert stock_of(product) == 7
-    eventually(lambda: queue_depth(broker, topology.PRODUCTS_ORDER_CREATED) == 1)
+    eventually(lambda: queue_depth(broker, queues.PRODUCTS_ORDER_CREATED) == 1)
 
     # The next worker finds the claim: it acks and changes nothing.
     with running(products_worker.consumer(products_app), products_app):
-        eventually(lambda: queue_depth(broker, topology.PRODUCTS_ORDER_CREATED) == 0)
+        eventually(lambda: queue_depth(broker, queues.PRODUCTS_ORDER_CREATED) == 0)
     assert stock_of(product) == 7
     assert [outcome["order_id"] for outcome in outcomes()] == [41]
     with products_app.app_context():

@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 
 from common.messaging import topology
 from common.messaging.consumer import EventConsumer
-from common.messaging.contracts import Event, EventType, payload
+from common.messaging.event import Event, EventType, payload
 from common.messaging.publisher import Outgoing, Publisher
 from products.models import OutboxMessage, ProcessedEvent, Product, db
 from tests.support import running
@@ -20,7 +20,7 @@ class Note(Event, kw_only=True, frozen=True):
 
 
 NOTE = EventType("test.note", 1, {1: Note})
-TEST_QUEUE = topology.event_queue("test.notes", NOTE.routing_key)
+TEST_QUEUE = topology.subscription("test.notes", NOTE)
 
 
 @pytest.fixture
@@ -38,7 +38,7 @@ def test_queue(broker):
 @pytest.fixture
 def send(amqp_url, test_queue):
     """Publish test.note events (or any body, with `raw`) to the test queue."""
-    publisher = Publisher(amqp_url)
+    publisher = Publisher(amqp_url, topology.declared_with([TEST_QUEUE]))
 
     def _send(*events):
         bodies = [payload(event) if isinstance(event, Event) else event for event in events]

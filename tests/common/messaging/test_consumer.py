@@ -10,9 +10,10 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
 from common.messaging import topology
-from common.messaging.contracts import InvalidEvent, payload
-from products.models import ProcessedEvent, db
-from tests.common.messaging.conftest import StoreNote, note
+from common.messaging.consumer import EventConsumer, SubscriptionMismatch
+from common.messaging.event import EventType, InvalidEvent, payload
+from products.models import OutboxMessage, ProcessedEvent, db
+from tests.common.messaging.conftest import NOTE, Note, StoreNote, note
 from tests.support import eventually, queue_depth
 
 pytestmark = pytest.mark.integration
@@ -189,3 +190,26 @@ def test_an_older_consumer_takes_a_newer_event_with_an_added_field(consume, send
         send(newer)
         eventually(lambda: stored.notes() == ["from the future"])
     assert dead_letters(broker) == 0
+
+
+OTHER_NOTE = EventType("test.other-note", 1, {1: Note})
+
+
+@pytest.mark.parametrize(
+    "bound, handled",
+    [
+        ((NOTE, OTHER_NOTE), (NOTE,)),  # bound, not handled: it would be dead-lettered
+        ((NOTE,), (NOTE, OTHER_NOTE)),  # handled, not bound: it would never arrive
+    ],
+)
+def test_a_consumer_refuses_to_start_when_its_handlers_and_its_queues_bindings_disagree(amqp_url, bound, handled):
+    queue = topology.subscription("test.mismatch", *bound)
+    with pytest.raises(SubscriptionMismatch, match="test.mismatch is bound to"):
+        EventConsumer(
+            amqp_url,
+            db,
+            queue,
+            {event_type: StoreNote() for event_type in handled},
+            processed=ProcessedEvent,
+            outbox_model=OutboxMessage,
+        )

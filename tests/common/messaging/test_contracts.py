@@ -6,8 +6,9 @@ import uuid
 import msgspec
 import pytest
 
-from common.messaging import contracts
-from common.messaging.contracts import EventType, InvalidEvent, InventoryReserved, payload
+from common.events import contracts
+from common.events.contracts import InventoryReserved
+from common.messaging.event import EventType, InvalidEvent, payload
 
 SHORTAGE = {"product_id": 3, "requested": 2, "available": 1}
 

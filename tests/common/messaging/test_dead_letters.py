@@ -3,15 +3,17 @@
 import pytest
 from kombu import Connection
 
-from common.messaging import contracts, topology
+from common.events import contracts
 from common.messaging import dead_letters as dlq
-from common.messaging.contracts import payload
-from tests.common.messaging.conftest import note
+from common.messaging import topology
+from common.messaging.event import EventType, payload
+from tests.common.messaging.conftest import Note, note
 from tests.support import eventually, queue_depth
 
 pytestmark = pytest.mark.integration
 
-SOURCE = topology.event_queue("test.dlq-source", "test.dlq")
+DLQ_TEST = EventType("test.dlq", 1, {1: Note})
+SOURCE = topology.subscription("test.dlq-source", DLQ_TEST)
 
 
 @pytest.fixture

@@ -9,7 +9,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, insert, select, text, update
 
-from common.messaging import contracts, outbox, topology
+from common.events import contracts, queues
+from common.messaging import outbox
 from common.messaging.publisher import Publisher
 from common.messaging.relay import OutboxRelay
 from orders import relay as orders_relay
@@ -68,7 +69,7 @@ def relay(orders_app, amqp_url):
     made = []
 
     def _relay(url=amqp_url, **options):
-        made.append(OutboxRelay(db, OutboxMessage, Publisher(url), **options))
+        made.append(OutboxRelay(db, OutboxMessage, Publisher(url, queues.DECLARED), **options))
         return made[-1]
 
     yield _relay
@@ -76,7 +77,7 @@ def relay(orders_app, amqp_url):
         instance.publisher.close()
 
 
-def received(broker, queue=topology.PRODUCTS_ORDER_CREATED):
+def received(broker, queue=queues.PRODUCTS_ORDER_CREATED):
     bound = queue(broker.default_channel)
     messages = []
     while (message := bound.get(no_ack=True)) is not None:
