@@ -66,7 +66,7 @@ UP_DEADLINE = 30.0
 # changed (an edit, a pull, a new lock file or secret), so a stack left running
 # never serves old code to the next `scripts/test`.
 CODE_FILE = RUN / "code.sha256"
-CODE = ["common", "users", "products", "orders", "kong", "kong.yml", "requirements", ".env"]
+CODE = ["common", *SERVICES, "kong", "kong.yml", "requirements", ".env"]
 
 
 @dataclass
@@ -444,7 +444,7 @@ def print_outboxes() -> None:
     import psycopg2
 
     print(f"{'outbox':<28} {'unsent':>7} {'oldest':>9}")
-    for service in ("products", "orders"):
+    for service in (service for service, role in BACKGROUND if role == "relay"):
         url = service_database_url(service).replace("postgresql+psycopg2://", "postgresql://")
         try:
             with psycopg2.connect(url, connect_timeout=2) as connection, connection.cursor() as cursor:

@@ -78,7 +78,7 @@ class Blueprint(flask_smorest.Blueprint):
 
     def arguments(self, schema, *args, **kwargs):
         # Given a class, webargs builds a schema from it on every request (a deepcopy
-        # of all its fields: 4% of placing an order). One instance serves them all.
+        # of all its fields, on the hot path). One instance serves them all.
         return super().arguments(schema() if isinstance(schema, type) else schema, *args, **kwargs)
 
 

@@ -13,11 +13,10 @@ wsgi_app = f"{_settings.service}:create_app()"
 # The internal listener, where there is one, serves what only other services may call.
 bind = [_settings.bind, *([_settings.internal_bind] if _settings.internal_bind else [])]
 # Processes and threads per service; WEB_CONCURRENCY and WEB_THREADS override them.
-# Measured on 2 cores with scripts/bench (docs/benchmarks.md): products serves catalog
-# reads, all CPU, and only processes use more than one core (the GIL): 4 processes of
-# 2 threads served GET /products/{id} ~50% faster than 2 of 4. orders mostly waits (on
-# products, on its commit): 2 processes of 4 threads placed ~40% more orders under the
-# mixed load than 4 of 2. users waits on Argon2, which runs outside the GIL.
+# Chosen with scripts/bench (the figures: docs/benchmarks.md): products serves catalog
+# reads, all CPU, and only processes use more than one core (the GIL), so more
+# processes of fewer threads; orders mostly waits (on products, on its commit), so
+# fewer processes of more threads; users waits on Argon2, which runs outside the GIL.
 _PER_SERVICE = {"products": (4, 2), "orders": (2, 4), "users": (2, 4)}
 _workers, _threads = _PER_SERVICE[_settings.service]
 workers = _settings.web_processes or _workers

@@ -1,4 +1,4 @@
-"""The bearer token contract (kong.yml's global pre-function, README "Security"),
+"""The bearer token contract (kong.yml's global pre-function, docs/security.md),
 through port 8000: one well-formed token is read, anything else refused alike.
 
 Without the pre-function, Kong 3.9.3 answers 500 to MQ.e30.eA

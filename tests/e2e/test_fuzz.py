@@ -3,7 +3,7 @@ the gateway, with schemathesis: whatever it generates, valid or not, no answer i
 a 5xx and every answer matches the document.
 
 FUZZ_EXAMPLES bounds the examples per operation (25 by default, for CI); the
-README has the command for a long run.
+CONTRIBUTING.md has the command for a long run.
 """
 
 import os

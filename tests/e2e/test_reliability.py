@@ -222,7 +222,7 @@ def test_postgresql_restarted_while_orders_are_placed(shop, stack, gateway, sess
 
 
 def test_soak_orders_while_workers_crash(shop, stack):
-    """SOAK_ORDERS orders (200 by default; the README gives the long run) while a
+    """SOAK_ORDERS orders (200 by default; docs/failures.md gives the long run) while a
     worker is killed and restarted at random, a quarter of them cancelled at once
     (racing their reservation) and some more once confirmed: every order ends
     CONFIRMED, REJECTED or CANCELLED, and the quantities of the orders that stay

@@ -1,7 +1,7 @@
 """A process that dies comes back by itself, in every way the system runs: natively
 supervisord restarts it (scripts/native_supervisor.py), under compose Docker's
 `restart: unless-stopped`, in Kubernetes the kubelet. A relay that died and stayed
-dead once stopped every order from settling (README, "Failures it survives")."""
+dead once stopped every order from settling (docs/failures.md)."""
 
 import os
 

@@ -77,14 +77,14 @@ def test_every_alert_behaves_as_its_unit_tests_say(promtool):
 def test_every_alert_has_unit_tests_and_a_runbook_line():
     tests = yaml.safe_load((PROMETHEUS / "alerts_test.yml").read_text())["tests"]
     tested = {case["alertname"] for test in tests for case in test["alert_rule_test"]}
-    readme = (ROOT / "README.md").read_text()
+    runbook = (ROOT / "docs" / "operations.md").read_text()
     for rule in alerts():
         name = rule["alert"]
         assert name in tested, f"{name} has no promtool unit test"
         # Fires somewhere, and stays quiet somewhere: both sides are tested.
         cases = [case for test in tests for case in test["alert_rule_test"] if case["alertname"] == name]
         assert any(case.get("exp_alerts") for case in cases) and any(not case.get("exp_alerts") for case in cases), name
-        assert re.search(rf"^\| `{name}` \|", readme, re.M), f"README's runbook has no line for {name}"
+        assert re.search(rf"^\| `{name}` \|", runbook, re.M), f"docs/operations.md's runbook has no line for {name}"
 
 
 def test_the_alerts_the_issue_asks_for_are_there():

@@ -111,7 +111,7 @@ def test_an_order_placed_now_is_refused_by_the_previous_worker_and_settled_after
         eventually(lambda: queue_depth(broker, topology.DEAD_LETTER_QUEUE) == 1, deadline=20)
         assert stock_of(product) == 10
 
-    # The rollout ends: this release's worker runs, the operator requeues (README's runbook).
+    # The rollout ends: this release's worker runs, the operator requeues (docs/operations.md's runbook).
     with running(products_worker.consumer(products_app, str(tmp_path / "alive")), products_app):
         dead_letters.requeue(broker, set())
         eventually(lambda: stock_of(product) == 7)
