@@ -30,15 +30,9 @@ class UnknownProduct(Exception):
 
 
 class OutOfStock(Exception):
-    def __init__(self, shortages: list[tuple[int, int, int]]):
-        """shortages: (product id, left, requested)"""
+    def __init__(self, shortages: list[contracts.Shortage]):
         self.shortages = shortages
-        super().__init__(
-            " ".join(
-                f"Not enough stock for product {product_id}: {left} left, {requested} requested."
-                for product_id, left, requested in shortages
-            )
-        )
+        super().__init__(" ".join(f"Not enough stock for {shortage}." for shortage in shortages))
 
 
 class TotalTooLarge(Exception):
@@ -55,7 +49,11 @@ def place(user_id: int, lines: list[dict]) -> dict:
     missing = [product_id for product_id in wanted if product_id not in products]
     if missing:
         raise UnknownProduct(missing)
-    short = [(pid, products[pid].quantity, qty) for pid, qty in wanted.items() if products[pid].quantity < qty]
+    short = [
+        contracts.Shortage(pid, qty, products[pid].quantity)
+        for pid, qty in wanted.items()
+        if products[pid].quantity < qty
+    ]
     if short:
         raise OutOfStock(short)
 

@@ -31,17 +31,19 @@ STATUS_FOR = {contracts.INVENTORY_RESERVED.routing_key: CONFIRMED, contracts.INV
 LAGS = "settlement_lags"  # the session's info key: lags of this transaction, observed at its commit
 
 
-def lock_orders(events: list[contracts.Event]) -> None:
+def lock_orders(events: list[contracts.Event]) -> dict[int, Order]:
     """Load and lock the batch's orders in id order, so two workers' batches can't
-    deadlock. Settling needs the status, not the lines."""
-    orders = (event.order_id for event in events)
-    db.session.info["locked_orders"] = lock_rows(db.session, Order.id, orders, noload(Order.items))
+    deadlock: {id: order}, which the consumer hands to each handler of the batch.
+    Settling needs the status, not the lines."""
+    return lock_rows(db.session, Order.id, (event.order_id for event in events), noload(Order.items))
 
 
-def settle(event: contracts.InventoryReserved | contracts.InventoryRejected) -> list[contracts.Event]:
+def settle(
+    event: contracts.InventoryReserved | contracts.InventoryRejected, orders: dict[int, Order]
+) -> list[contracts.Event]:
     """PENDING → CONFIRMED or REJECTED (with the reason); any other status stays:
     CANCELLED, or settled already (say, OrderCreated republished and handled again)."""
-    order = db.session.info["locked_orders"].get(event.order_id)
+    order = orders.get(event.order_id)
     if order is None:
         raise InvalidEvent(f"no order {event.order_id}")
     if order.status != PENDING:

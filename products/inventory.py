@@ -33,7 +33,9 @@ then retries one event at a time and finds the row).
 """
 
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+
+import msgspec
 
 from common.database import lock_rows
 from common.events import contracts
@@ -42,17 +44,7 @@ from products.models import CANCELLED, REJECTED, RELEASED, RESERVED, Product, Re
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Shortage:
-    product_id: int
-    requested: int
-    available: int  # 0 for a product that doesn't exist
-
-    def __str__(self) -> str:
-        return f"product {self.product_id}: {self.available} left, {self.requested} requested"
-
-
-def _reason(shortages: list[Shortage]) -> str:
+def _reason(shortages: list[contracts.Shortage]) -> str:
     """One sentence naming the short lines, within the contract's bound on a reason
     (an order of 100 short lines would need about 6,000 characters): as many as
     fit, then how many more. The event's shortages carry every one of them."""
@@ -70,86 +62,86 @@ def _reason(shortages: list[Shortage]) -> str:
     return f"Not enough stock for {'; '.join(named)}; and {more} more line{'s' if more > 1 else ''}."
 
 
-def lock_events(events: list[contracts.OrderLines]) -> None:
+@dataclass
+class Locked:
+    """What a batch of order events touches, loaded and locked by lock_events:
+    {id: product} (a product that doesn't exist is missing: an order names only
+    products that existed when it was placed, before the lock) and {order id:
+    reservation}, which the handlers add the batch's new records to."""
+
+    products: dict[int, Product]
+    reservations: dict[int, Reservation]
+
+    def record(self, order_id: int, status: str, taken: list[dict]) -> None:
+        # A plain INSERT (at the commit): if another transaction recorded this order
+        # meanwhile, this one fails on the key and rolls back whole (module docstring).
+        reservation = Reservation(order_id=order_id, status=status, taken=taken)
+        db.session.add(reservation)
+        self.reservations[order_id] = reservation
+
+
+def lock_events(events: list[contracts.OrderLines]) -> Locked:
     """Load and lock every product and every reservation a batch of order events
     touches, each in id order.
 
     Two workers' batches touching the same products or orders then queue up
     behind each other instead of deadlocking, whatever order their events came in.
     Products come first, as every statement on them (a restock included) takes
-    them. Both are kept in the session's info for the batch (common.database.lock_rows).
+    them. The consumer hands what is locked to each handler of the batch.
     """
     products = (line.product_id for event in events for line in event.items)
-    db.session.info["locked_products"] = lock_rows(db.session, Product.id, products)
+    locked_products = lock_rows(db.session, Product.id, products)
     orders = (event.order_id for event in events)
-    db.session.info["reservations"] = lock_rows(db.session, Reservation.order_id, orders)
+    return Locked(locked_products, lock_rows(db.session, Reservation.order_id, orders))
 
 
-def _locked(product_id: int) -> Product | None:
-    """The product as lock_events loaded it; None if it doesn't exist. (An order
-    names only products that existed when it was placed, before the lock.)"""
-    return db.session.info["locked_products"].get(product_id)
-
-
-def _recorded(order_id: int) -> Reservation | None:
-    """What was done for this order before, in an earlier batch or this one."""
-    return db.session.info["reservations"].get(order_id)
-
-
-def _record(order_id: int, status: str, taken: list[dict]) -> None:
-    # A plain INSERT (at the commit): if another transaction recorded this order
-    # meanwhile, this one fails on the key and rolls back whole (module docstring).
-    reservation = Reservation(order_id=order_id, status=status, taken=taken)
-    db.session.add(reservation)
-    db.session.info["reservations"][order_id] = reservation
-
-
-def reserve_stock(event: contracts.OrderCreated) -> list[contracts.Event]:
+def reserve_stock(event: contracts.OrderCreated, locked: Locked) -> list[contracts.Event]:
     """OrderCreated → the stock of every line taken and InventoryReserved, or
     nothing taken and InventoryRejected with the shortages; nothing at all for an
     order cancelled before it got here."""
     order_id = event.order_id
-    done = _recorded(order_id)
+    done = locked.reservations.get(order_id)
     if done is not None:
         # CANCELLED: the buyer cancelled first; orders has settled it as CANCELLED
         # and would ignore any outcome, so there is nothing to announce either.
         log.info("order %s is %s already; taking nothing", order_id, done.status)
         return []
-    products = {line.product_id: (_locked(line.product_id), line.quantity) for line in event.items}
+    products = {line.product_id: (locked.products.get(line.product_id), line.quantity) for line in event.items}
     shortages = [
-        Shortage(product_id, wanted, product.quantity if product else 0)
+        contracts.Shortage(product_id, wanted, product.quantity if product else 0)
         for product_id, (product, wanted) in sorted(products.items())
         if product is None or product.quantity < wanted
     ]
     if shortages:
         log.info("order %s rejected: %s", order_id, "; ".join(map(str, shortages)))
-        _record(order_id, REJECTED, [])
+        locked.record(order_id, REJECTED, [])
         return [
             contracts.INVENTORY_REJECTED.new(
                 order_id=order_id,
                 reason=_reason(shortages),
-                shortages=[asdict(shortage) for shortage in shortages],
+                shortages=[msgspec.structs.asdict(shortage) for shortage in shortages],
             )
         ]
     for product, wanted in products.values():
         product.quantity -= wanted
-    _record(order_id, RESERVED, [{"product_id": pid, "quantity": wanted} for pid, (_, wanted) in products.items()])
+    taken = [{"product_id": pid, "quantity": wanted} for pid, (_, wanted) in products.items()]
+    locked.record(order_id, RESERVED, taken)
     log.info("order %s: stock reserved", order_id)
     return [contracts.INVENTORY_RESERVED.new(order_id=order_id)]
 
 
-def release_stock(event: contracts.OrderCancelled) -> list[contracts.Event]:
+def release_stock(event: contracts.OrderCancelled, locked: Locked) -> list[contracts.Event]:
     """OrderCancelled → the stock the order took given back, once; or, if its
     OrderCreated hasn't been handled yet, a tombstone so that it takes nothing."""
     order_id = event.order_id
-    done = _recorded(order_id)
+    done = locked.reservations.get(order_id)
     if done is None:
-        _record(order_id, CANCELLED, [])
+        locked.record(order_id, CANCELLED, [])
         log.info("order %s cancelled before its reservation; it will take nothing", order_id)
     elif done.status == RESERVED:
         for line in done.taken:
             # Locked by lock_events: the cancellation names the lines the order took.
-            _locked(line["product_id"]).quantity += line["quantity"]
+            locked.products[line["product_id"]].quantity += line["quantity"]
         done.status = RELEASED
         log.info("order %s cancelled: its stock is given back", order_id)
     else:  # REJECTED took nothing; RELEASED and CANCELLED were handled already

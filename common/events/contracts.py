@@ -50,9 +50,15 @@ class OrderCancelled(OrderLines, kw_only=True, frozen=True):
 
 
 class Shortage(Struct, frozen=True):
+    """A line an order can't have: the one shape of a shortage, wherever it is
+    found (placing an order, reserving it)."""
+
     product_id: Id
     requested: Quantity
-    available: Annotated[int, Meta(ge=0)]
+    available: Annotated[int, Meta(ge=0)]  # 0 for a product that doesn't exist
+
+    def __str__(self) -> str:
+        return f"product {self.product_id}: {self.available} left, {self.requested} requested"
 
 
 class InventoryReserved(Event, kw_only=True, frozen=True):

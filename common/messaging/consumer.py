@@ -1,8 +1,8 @@
 """The event consumer: one unit of work per batch of delivered events.
 
 The consumer owns the transaction; handlers are plain domain functions, an
-event in and the events to announce out (`reserve_stock(event) -> [outcome]`),
-with no session, commit or broker code. For each batch of messages (up to
+event and the rows the batch's lock loaded in, the events to announce out
+(`reserve_stock(event, locked) -> [outcome]`), with no commit or broker code. For each batch of messages (up to
 `batch_size`, or what arrived within `linger` of the first):
 
 1. decode and validate each with its contract: what can't be (or what is older
@@ -31,6 +31,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from amqp.exceptions import AMQPError
 from flask_sqlalchemy import SQLAlchemy
@@ -50,8 +51,10 @@ from common.messaging.process import Loop, backoff
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[Event], list[Event]]
-Lock = Callable[[list[Event]], None]
+# A handler takes an event, and what the batch's lock loaded and locked (None
+# without a lock), and returns the events to announce.
+Handler = Callable[[Event, Any], list[Event]]
+Lock = Callable[[list[Event]], Any]
 
 
 @dataclass(frozen=True)
@@ -299,12 +302,11 @@ class EventConsumer(Loop, ConsumerMixin):
             outgoing = []
             self._handlers_running = True
             try:
-                if todo and self.lock:
-                    self.lock([delivery.event for delivery in todo])
+                locked = self.lock([delivery.event for delivery in todo]) if todo and self.lock else None
                 for delivery in todo:
                     with context.bound(delivery.request_id):
                         _, handle = self.handlers[delivery.event_type.routing_key]
-                        outgoing += [outbox.message(event) for event in handle(delivery.event)]
+                        outgoing += [outbox.message(event) for event in handle(delivery.event, locked)]
             finally:
                 self._handlers_running = False
             outbox.add(session, self.outbox_model, outgoing)

@@ -354,8 +354,7 @@ def test_restocks_racing_reservations_lose_nothing(products_app, client, mine, s
             order_id=order_id, user_id=1, items=[{"product_id": product_id, "quantity": 1}]
         )
         with products_app.app_context():
-            lock_events([event])
-            [outcome] = reserve_stock(event)
+            [outcome] = reserve_stock(event, lock_events([event]))
             db.session.commit()
             return outcome.type
 

@@ -34,8 +34,7 @@ def handle(products_app):
 
     def _handle(handler, event):
         with products_app.app_context():
-            lock_events([event])
-            outcomes = handler(event)
+            outcomes = handler(event, lock_events([event]))
             db.session.commit()
             return outcomes
 

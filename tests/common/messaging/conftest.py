@@ -76,7 +76,7 @@ class StoreNote:
         self.calls = []
         self.fail = fail
 
-    def __call__(self, event):
+    def __call__(self, event, locked=None):
         self.calls.append(event.note)
         self.fail(event)
         db.session.add(Product(name=event.note, price=1, quantity=1, created_by=1))
