@@ -411,6 +411,14 @@ def shop(gateway, session_user, create_product):
 
             return eventually(all_settled, deadline=deadline, interval=0.25)
 
+        def rejected_of_two(self, order_ids) -> int:
+            """Of two orders for the same last units, once both settled, the one
+            REJECTED (the other CONFIRMED). Which one wins is not promised: with
+            several relays their events may reach the queue in either order."""
+            outcomes = self.settle(order_ids)
+            assert sorted(outcomes.values()) == ["CONFIRMED", "REJECTED"], outcomes
+            return next(order for order, status in outcomes.items() if status == "REJECTED")
+
         def cancel(self, order_id):
             """The order as the cancel answers it (200)."""
             response = gateway.post(f"/orders/{order_id}/cancel", headers=auth)

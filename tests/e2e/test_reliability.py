@@ -94,15 +94,6 @@ def test_concurrent_orders_never_oversell(shop):
     assert shop.stock(product) == 0
 
 
-def one_confirmed_one_rejected(shop, orders) -> int:
-    """The rejected one of two orders for the same last units, once both settled.
-    Which one wins is not promised: with several relays, two orders' events may
-    reach the queue in either order (the stock is exact either way)."""
-    outcomes = shop.settle(orders)
-    assert sorted(outcomes.values()) == ["CONFIRMED", "REJECTED"], outcomes
-    return next(order for order, status in outcomes.items() if status == "REJECTED")
-
-
 def test_a_rejected_order_says_why(shop, gateway, session_user, stack):
     product = shop.create_product(quantity=1)["id"]
     # With the worker paused both orders pass the synchronous check (1 left);
@@ -112,7 +103,7 @@ def test_a_rejected_order_says_why(shop, gateway, session_user, stack):
         orders = [shop.order(product), shop.order(product)]
     finally:
         stack.start("products-worker")
-    rejected = gateway.get(f"/orders/{one_confirmed_one_rejected(shop, orders)}", headers=session_user[1]).json()
+    rejected = gateway.get(f"/orders/{shop.rejected_of_two(orders)}", headers=session_user[1]).json()
     assert rejected["reason"] == f"Not enough stock for product {product}: 0 left, 1 requested."
     assert rejected["settled_at"]
 
@@ -128,7 +119,7 @@ def test_an_order_short_on_70_lines_is_rejected_not_left_pending(shop, gateway, 
         orders = [gateway.post("/orders", json=body, headers=auth).json()["id"] for _ in range(2)]
     finally:
         stack.start("products-worker")
-    reason = gateway.get(f"/orders/{one_confirmed_one_rejected(shop, orders)}", headers=auth).json()["reason"]
+    reason = gateway.get(f"/orders/{shop.rejected_of_two(orders)}", headers=auth).json()["reason"]
     assert reason.startswith("Not enough stock for product ") and reason.endswith(" more lines.")
 
 
