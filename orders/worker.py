@@ -10,7 +10,7 @@ from sqlalchemy import event
 from common.events import contracts, queues
 from common.messaging.consumer import EventConsumer, consumer_for, serve_consumer
 from common.messaging.process import run_process
-from orders import create_app, settlement
+from orders import background_app, settlement
 from orders.models import OutboxMessage, ProcessedEvent
 
 
@@ -31,7 +31,7 @@ def consumer(app, heartbeat_path: str | None = None) -> EventConsumer:
 
 
 def serve(heartbeat_path: str) -> None:
-    app = create_app()
+    app = background_app()
     serve_consumer(app, consumer(app, heartbeat_path), reported=queues.DECLARED)
 
 

@@ -11,12 +11,12 @@ from common.messaging.process import run_process
 from common.messaging.relay import serve_relay
 from common.retention import Retention, bookkeeping
 from common.settings import Settings
-from products import create_app
+from products import background_app
 from products.models import SETTLED_RESERVATIONS, IdempotencyKey, OutboxMessage, ProcessedEvent
 
 
 def serve(heartbeat_path: str) -> None:
-    app = create_app()
+    app = background_app()
     serve_relay(
         app, OutboxMessage, heartbeat_path, declare=queues.DECLARED, retentions=retentions(app.config["SETTINGS"])
     )

@@ -10,7 +10,7 @@ import sys
 from common.events import contracts, queues
 from common.messaging.consumer import EventConsumer, consumer_for, serve_consumer
 from common.messaging.process import run_process
-from products import create_app, inventory
+from products import background_app, inventory
 from products.models import OutboxMessage, ProcessedEvent
 
 
@@ -27,7 +27,7 @@ def consumer(app, heartbeat_path: str | None = None) -> EventConsumer:
 
 
 def serve(heartbeat_path: str) -> None:
-    app = create_app()
+    app = background_app()
     serve_consumer(app, consumer(app, heartbeat_path), reported=queues.DECLARED)
 
 

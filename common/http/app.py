@@ -22,13 +22,11 @@ from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 from werkzeug.routing import IntegerConverter
 
-from common import logs
-from common.database import survive_restarts
 from common.fields import MAX_ID
 from common.http import errors, request_log
 from common.http.probes import ops
-from common.messaging.outbox import wake_relays_after_commit
 from common.migrate import heads
+from common.service_app import base_app
 
 
 class IdConverter(IntegerConverter):
@@ -138,7 +136,7 @@ def build_app(name: str, config: dict, db: SQLAlchemy, blueprints, package_dir: 
     """`blueprints` are the service's API (documented, routed by the gateway);
     `internal` ones are for other services only (not documented); `pages` are
     routed by the gateway but are no API (the docs page)."""
-    app = Flask(name)
+    app = base_app(name, config, db)
     app.config.update(
         API_TITLE=f"{name} service",
         API_VERSION="1.0",
@@ -147,15 +145,8 @@ def build_app(name: str, config: dict, db: SQLAlchemy, blueprints, package_dir: 
         OPENAPI_URL_PREFIX="/openapi",
         OPENAPI_JSON_PATH=f"{name}.json",
     )
-    app.config.update(config)
-    logs.configure(name, app.config["LOG_LEVEL"])
     app.url_map.converters["id"] = IdConverter
     app.url_map.strict_slashes = False
-
-    db.init_app(app)
-    with app.app_context():
-        survive_restarts(db.engine)
-    wake_relays_after_commit(db)
     migrations = os.path.join(package_dir, "migrations")
     Migrate(app, db, directory=migrations)
     app.extensions["schema_heads"] = heads(migrations)  # what /readyz compares the database with
