@@ -10,7 +10,9 @@ so an InventoryReserved that arrives after the cancel changes nothing.
 Domain code: it raises what went wrong and the routes say it in HTTP.
 """
 
-from sqlalchemy import func, select
+from datetime import UTC, datetime
+
+from sqlalchemy import select
 
 from common.events import contracts
 from common.messaging import outbox
@@ -26,8 +28,9 @@ class NotCancellable(Exception):
 
 
 def cancel(user_id: int, order_id: int) -> Order:
-    """The order, CANCELLED. Cancelling a cancelled order changes nothing and
-    answers the same, so a retry is harmless."""
+    """The order, CANCELLED, added with its event to the session's transaction
+    (the route commits). Cancelling a cancelled order changes nothing and answers
+    the same, so a retry is harmless."""
     order = db.session.execute(
         select(Order).where(Order.id == order_id).with_for_update().execution_options(populate_existing=True)
     ).scalar_one_or_none()
@@ -39,12 +42,11 @@ def cancel(user_id: int, order_id: int) -> Order:
         raise NotCancellable(f"A {order.status} order can't be cancelled.")
     if not order.cancellable:
         raise NotCancellable("This order was placed before orders could be cancelled.")
-    order.status, order.cancelled_at = CANCELLED, func.now()
+    order.status, order.cancelled_at = CANCELLED, datetime.now(UTC)
     event = contracts.ORDER_CANCELLED.new(
         order_id=order.id,
         user_id=user_id,
         items=[{"product_id": item.product_id, "quantity": item.quantity} for item in order.items],
     )
     outbox.add(db.session, OutboxMessage, [outbox.message(event)])
-    db.session.commit()
     return order

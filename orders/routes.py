@@ -4,6 +4,7 @@ from common.http.app import PROTECTED, Blueprint
 from common.http.idempotency_keys import idempotent
 from common.http.identity import current_user_id
 from common.http.pagination import PageArgsSchema, page_schema, paginate
+from common.http.unit_of_work import transactional
 from orders import cancelling, placing
 from orders.catalog import CatalogUnavailable
 from orders.models import IdempotencyKey, Order, db
@@ -52,6 +53,7 @@ def get_order(order_id):
 
 
 @blp.post("/orders/<id:order_id>/cancel")
+@transactional(db)
 @blp.response(200, OrderSchema)
 @blp.alt_response(404, description="No such order of the caller's")
 @blp.alt_response(409, description="The order is REJECTED (or too old to cancel)")

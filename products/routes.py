@@ -6,6 +6,7 @@ from common.http.conditional import IF_MATCH_DOC, etag, require_match
 from common.http.idempotency_keys import idempotent
 from common.http.identity import current_user_id
 from common.http.pagination import PageArgsSchema, page_schema, paginate
+from common.http.unit_of_work import transactional
 from products.models import IdempotencyKey, Product, db
 from products.schemas import MAX_STOCK, NewProductSchema, ProductChangesSchema, ProductSchema, RestockSchema
 
@@ -63,6 +64,7 @@ def _own(product_id: int) -> Product:
 
 
 @blp.patch("/products/<id:product_id>")
+@transactional(db)
 @blp.arguments(ProductChangesSchema)
 @blp.response(200, ProductSchema)
 @blp.doc(**PROTECTED)
@@ -76,7 +78,6 @@ def change_product(changes, product_id):
     for name, value in changes.items():
         setattr(product, name, value)
     product.revision += 1
-    db.session.commit()
     return product, {"ETag": etag(product.revision)}
 
 

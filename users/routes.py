@@ -4,6 +4,7 @@ from sqlalchemy.exc import IntegrityError
 
 from common.http.app import PROTECTED, Blueprint
 from common.http.identity import current_user_id
+from common.http.unit_of_work import transactional
 from users import passwords, tokens
 from users.models import User, db
 from users.schemas import CredentialsSchema, LoginSchema, TokenSchema, UserSchema
@@ -22,6 +23,7 @@ def _hashing_busy():
 
 
 @blp.post("/register")
+@transactional(db)
 @blp.arguments(CredentialsSchema)
 @blp.response(201, UserSchema)
 @blp.alt_response(409, description="The email is already registered")
@@ -35,7 +37,7 @@ def register(credentials):
     user = User(email=credentials["email"], password_hash=password_hash)
     db.session.add(user)
     try:
-        db.session.commit()
+        db.session.flush()
     except IntegrityError:
         # The unique index, not a prior SELECT, decides: two concurrent sign-ups can't both win.
         db.session.rollback()
@@ -44,6 +46,7 @@ def register(credentials):
 
 
 @blp.post("/token")
+@transactional(db)
 @blp.arguments(LoginSchema)
 @blp.response(200, TokenSchema)
 @blp.alt_response(401, description="Wrong email or password")
@@ -56,7 +59,6 @@ def token(credentials):
             abort(401, message="Wrong email or password.")
         if passwords.needs_rehash(user.password_hash):
             user.password_hash = passwords.hash_password(credentials["password"])
-            db.session.commit()
     except passwords.Busy:
         _hashing_busy()
     settings = current_app.config["SETTINGS"]

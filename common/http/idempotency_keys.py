@@ -8,9 +8,9 @@ itself: those that create something, and adding stock.
     @blp.response(201, OrderSchema)
     def place_order(new_order): ...      # adds rows; never commits
 
-The decorated view never commits: this does, once, after the view has answered,
-so the view's rows, and with a key the key's record and the answer, are one
-transaction. What follows from that:
+The decorated view never commits: this does, once, after the view has answered
+(common/http/unit_of_work.py's rule), so the view's rows, and with a key the
+key's record and the answer, are one transaction. What follows from that:
 
 - The same key from the same user with the same request (method, path and body
   byte for byte) gets the first answer again, status and body, marked
@@ -42,6 +42,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from common.http.identity import current_user_id
+from common.http.unit_of_work import finish
 
 HEADER = "Idempotency-Key"
 REPLAYED = "Idempotent-Replayed"
@@ -157,8 +158,7 @@ def idempotent(db, model):
             session = db.session
             if key is None:
                 response = make_response(view(*args, **kwargs))
-                if response.status_code < 300:
-                    session.commit()
+                finish(session, response)
                 return response
             user_id, fingerprint = current_user_id(), _fingerprint()
             settings = current_app.config["SETTINGS"]
