@@ -4,27 +4,21 @@ The order is locked, checked and set CANCELLED together with its OrderCancelled
 event, in one transaction; products-worker gives back whatever stock the order
 took when that event reaches it (products/inventory.py: whether the
 reservation happened before or not). A cancel racing the reservation is safe on
-this side too: settlement only ever moves a PENDING order (orders/settlement.py),
+this side too: only a PENDING order is ever settled (Order.settle in orders/models.py),
 so an InventoryReserved that arrives after the cancel changes nothing.
 
 Domain code: it raises what went wrong and the routes say it in HTTP.
 """
 
-from datetime import UTC, datetime
-
 from sqlalchemy import select
 
 from common.events import contracts
 from common.messaging import outbox
-from orders.models import CANCELLED, CONFIRMED, PENDING, Order, OutboxMessage, db
+from orders.models import Order, OutboxMessage, db
 
 
 class NoSuchOrder(Exception):
     """No order of this id belongs to the caller (someone else's looks the same)."""
-
-
-class NotCancellable(Exception):
-    pass
 
 
 def cancel(user_id: int, order_id: int) -> Order:
@@ -36,13 +30,8 @@ def cancel(user_id: int, order_id: int) -> Order:
     ).scalar_one_or_none()
     if order is None or order.user_id != user_id:
         raise NoSuchOrder()
-    if order.status == CANCELLED:
+    if not order.cancel():
         return order
-    if order.status not in (PENDING, CONFIRMED):
-        raise NotCancellable(f"A {order.status} order can't be cancelled.")
-    if not order.cancellable:
-        raise NotCancellable("This order was placed before orders could be cancelled.")
-    order.status, order.cancelled_at = CANCELLED, datetime.now(UTC)
     event = contracts.ORDER_CANCELLED.new(
         order_id=order.id,
         user_id=user_id,

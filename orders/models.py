@@ -1,4 +1,4 @@
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from sqlalchemy import (
@@ -26,8 +26,13 @@ db = make_db()
 
 # An order is PENDING until products-worker has tried to reserve its stock, then
 # CONFIRMED or REJECTED; its buyer may cancel it while it is PENDING or
-# CONFIRMED. REJECTED and CANCELLED are for good.
+# CONFIRMED. REJECTED and CANCELLED are for good. The transitions are Order's
+# methods below, and nowhere else.
 PENDING, CONFIRMED, REJECTED, CANCELLED = "PENDING", "CONFIRMED", "REJECTED", "CANCELLED"
+
+
+class NotCancellable(Exception):
+    pass
 
 
 class Order(db.Model):
@@ -53,6 +58,27 @@ class Order(db.Model):
     items: Mapped[list["OrderItem"]] = relationship(
         back_populates="order", order_by="OrderItem.id", cascade="all, delete-orphan", lazy="selectin"
     )
+
+    def settle(self, status: str, reason: str | None = None) -> bool:
+        """PENDING → CONFIRMED, or REJECTED with the reason; False (and nothing
+        changes) for any other status: a CANCELLED order stays cancelled whatever
+        outcome arrives later, and a settled one is never overturned."""
+        if self.status != PENDING:
+            return False
+        self.status, self.reason, self.settled_at = status, reason, datetime.now(UTC)
+        return True
+
+    def cancel(self) -> bool:
+        """PENDING or CONFIRMED → CANCELLED; False if it was cancelled already (a
+        retry changes nothing). NotCancellable otherwise."""
+        if self.status == CANCELLED:
+            return False
+        if self.status not in (PENDING, CONFIRMED):
+            raise NotCancellable(f"A {self.status} order can't be cancelled.")
+        if not self.cancellable:
+            raise NotCancellable("This order was placed before orders could be cancelled.")
+        self.status, self.cancelled_at = CANCELLED, datetime.now(UTC)
+        return True
 
 
 class OrderItem(db.Model):

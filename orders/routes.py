@@ -7,7 +7,7 @@ from common.http.pagination import PageArgsSchema, page_schema, paginate
 from common.http.unit_of_work import transactional
 from orders import cancelling, placing
 from orders.catalog import CatalogUnavailable
-from orders.models import IdempotencyKey, Order, db
+from orders.models import IdempotencyKey, NotCancellable, Order, db
 from orders.schemas import NewOrderSchema, OrderSchema
 
 blp = Blueprint("orders", __name__, description="Placing and reading the caller's orders")
@@ -64,5 +64,5 @@ def cancel_order(order_id):
         return cancelling.cancel(current_user_id(), order_id)
     except cancelling.NoSuchOrder:
         abort(404, message="No such order.")
-    except cancelling.NotCancellable as exc:
+    except NotCancellable as exc:
         abort(409, message=str(exc))

@@ -15,7 +15,6 @@ commits: a batch that rolls back and is retried counts once.
 """
 
 import logging
-from datetime import UTC, datetime
 
 from sqlalchemy.orm import noload
 
@@ -23,7 +22,7 @@ from common import metrics
 from common.database import lock_rows
 from common.events import contracts
 from common.messaging.event import InvalidEvent
-from orders.models import CONFIRMED, PENDING, REJECTED, Order, db
+from orders.models import CONFIRMED, REJECTED, Order, db
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +45,10 @@ def settle(
     order = orders.get(event.order_id)
     if order is None:
         raise InvalidEvent(f"no order {event.order_id}")
-    if order.status != PENDING:
+    reason = event.reason if isinstance(event, contracts.InventoryRejected) else None
+    if not order.settle(STATUS_FOR[event.type], reason):
         log.warning("order %s is already %s; ignoring %s", order.id, order.status, event.type)
         return []
-    order.status = STATUS_FOR[event.type]
-    order.reason = event.reason if isinstance(event, contracts.InventoryRejected) else None
-    order.settled_at = datetime.now(UTC)
     db.session.info.setdefault(LAGS, []).append((order.settled_at - order.created_at).total_seconds())
     log.info("order %s %s", order.id, order.status)
     return []

@@ -1,4 +1,5 @@
-"""Taking stock for an order, and giving it back when the order is cancelled.
+"""A product's stock rules, all of them: taking stock for an order, giving it
+back when the order is cancelled, and restocking.
 
 products-worker calls these inside the transaction its consumer owns
 (common/messaging/consumer.py): they change rows and return the events to
@@ -60,6 +61,25 @@ def _reason(shortages: list[contracts.Shortage]) -> str:
         named.append(str(shortage))
     more = len(shortages) - len(named)
     return f"Not enough stock for {'; '.join(named)}; and {more} more line{'s' if more > 1 else ''}."
+
+
+# The most stock a product may be created or restocked to. Units that orders
+# still hold come back on top of it when they are cancelled (products.quantity
+# is BIGINT for that): the shelf can show more, never less.
+MAX_STOCK = 2**31 - 1
+
+
+class ShelfFull(Exception):
+    pass
+
+
+def restock(product: Product, add: int) -> None:
+    """`add` more on the shelf, which holds MAX_STOCK at the most (what cancelled
+    orders give back may come on top of that: products.quantity is BIGINT). The
+    caller holds the product's row lock, the one reservations take."""
+    if product.quantity > MAX_STOCK - add:
+        raise ShelfFull(f"The stock would exceed {MAX_STOCK}; it is {product.quantity}.")
+    product.quantity += add
 
 
 @dataclass

@@ -7,8 +7,9 @@ from common.http.idempotency_keys import idempotent
 from common.http.identity import current_user_id
 from common.http.pagination import PageArgsSchema, page_schema, paginate
 from common.http.unit_of_work import transactional
+from products import inventory
 from products.models import IdempotencyKey, Product, db
-from products.schemas import MAX_STOCK, NewProductSchema, ProductChangesSchema, ProductSchema, RestockSchema
+from products.schemas import NewProductSchema, ProductChangesSchema, ProductSchema, RestockSchema
 
 blp = Blueprint("products", __name__, description="The catalog")
 
@@ -91,7 +92,8 @@ def change_product(changes, product_id):
 def restock(args, product_id):
     """Add stock. The row lock it takes is the one reservations take, so the two queue up: neither is lost."""
     product = _own(product_id)
-    if product.quantity > MAX_STOCK - args["add"]:
-        abort(409, message=f"The stock would exceed {MAX_STOCK}; it is {product.quantity}.")
-    product.quantity += args["add"]
+    try:
+        inventory.restock(product, args["add"])
+    except inventory.ShelfFull as exc:
+        abort(409, message=str(exc))
     return product  # committed by idempotent(), with the key's answer if there is one

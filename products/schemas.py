@@ -1,11 +1,7 @@
 import marshmallow as ma
 
 from common.fields import Money, StrictInteger, Text
-
-# The most stock a product may be created or restocked to. Units that orders
-# still hold come back on top of it when they are cancelled (products.quantity
-# is BIGINT for that): the shelf can show more, never less.
-MAX_STOCK = 2**31 - 1
+from products.inventory import MAX_STOCK
 
 
 class ProductSchema(ma.Schema):

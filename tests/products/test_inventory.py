@@ -9,9 +9,8 @@ a transaction (the consumer's, in production; the test's own here).
 import pytest
 
 from common.events import contracts
-from products.inventory import lock_events, release_stock, reserve_stock
+from products.inventory import MAX_STOCK, lock_events, release_stock, reserve_stock
 from products.models import Product, Reservation, db
-from products.schemas import MAX_STOCK
 
 pytestmark = pytest.mark.integration
 
