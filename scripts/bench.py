@@ -43,7 +43,7 @@ import uuid
 from datetime import datetime
 from pathlib import Path
 
-from bench_load import Http, run_wrk, say
+from bench_load import ROOT, Http, run_wrk, say
 from bench_phases import broker_phase, gateway_cost, idle_phase, lag_stats, wait_settled
 from bench_report import report
 from bench_setup import (
@@ -57,7 +57,6 @@ from bench_setup import (
     vacuum,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "var" / "bench"
 
 

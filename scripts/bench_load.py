@@ -18,7 +18,8 @@ from urllib.parse import urlsplit
 
 import native_supervisor  # scripts/ is on sys.path: bench.py runs as a script
 
-LUA = Path(__file__).resolve().parent / "bench.lua"
+ROOT = Path(__file__).resolve().parent.parent
+LUA = ROOT / "scripts" / "bench.lua"
 KINDS = ("get", "list", "order")
 LABELS = {"get": "GET /products/{id}", "list": "GET /products", "order": "POST /orders"}
 CLK_TCK = os.sysconf("SC_CLK_TCK")

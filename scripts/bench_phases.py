@@ -7,12 +7,8 @@ import sys
 import time
 from collections import defaultdict
 from datetime import datetime
-from pathlib import Path
 
-from bench_load import NOT_THE_SYSTEM, Http, Phase, cpu_snapshot, cpu_usage, die, run_wrk, say
-
-ROOT = Path(__file__).resolve().parent.parent
-
+from bench_load import NOT_THE_SYSTEM, ROOT, Http, Phase, cpu_snapshot, cpu_usage, die, run_wrk, say
 
 # -- settlement ------------------------------------------------------------------------
 

@@ -6,12 +6,10 @@ import subprocess
 import sys
 import time
 import uuid
-from pathlib import Path
 from urllib.parse import urlsplit
 
-from bench_load import KINDS, Http, die
+from bench_load import KINDS, ROOT, Http, die
 
-ROOT = Path(__file__).resolve().parent.parent
 MAX_STOCK = 2**31 - 1
 DEFAULT_USERS = 48
 
