@@ -148,8 +148,9 @@ def client_from(address: str) -> requests.Session:
 
 def fresh_loopback_addresses(block: int) -> Iterator[str]:
     """127.<block>.x.y, each once: addresses no client of this run has been yet.
-    One block per user of them, so that two users never meet."""
-    return (f"127.{block}.{third}.{fourth}" for third in range(256) for fourth in range(1, 255))
+    One block per user of them, so that two users never meet. (x from 1: block 0
+    must not hand out 127.0.0.1, every default client's address.)"""
+    return (f"127.{block}.{third}.{fourth}" for third in range(1, 255) for fourth in range(2, 255))
 
 
 class EachRequestFromANewAddress(requests.Session):

@@ -34,15 +34,20 @@ def event_id(label: str) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, label))
 
 
+def add_an_old_and_a_recent_event(session, model) -> None:
+    """Two processed events: one past the duplicate window, one within it."""
+    add(
+        session,
+        model,
+        {"event_id": event_id("old"), "processed_at": WEEK_AND_A_DAY},
+        {"event_id": event_id("in the window"), "processed_at": SIX_DAYS},
+    )
+
+
 def test_products_keeps_what_its_guarantees_need_and_no_more(products_app, clean_products):
     with products_app.app_context():
         session = db.session
-        add(
-            session,
-            ProcessedEvent,
-            {"event_id": event_id("old"), "processed_at": WEEK_AND_A_DAY},
-            {"event_id": event_id("in the window"), "processed_at": SIX_DAYS},
-        )
+        add_an_old_and_a_recent_event(session, ProcessedEvent)
         add(
             session,
             IdempotencyKey,
@@ -92,12 +97,7 @@ def test_a_large_backlog_goes_in_bounded_rounds_of_batches(products_app, clean_p
 def test_orders_prunes_its_processed_events(orders_app, clean_orders):
     with orders_app.app_context():
         session = orders_db.session
-        add(
-            session,
-            OrdersProcessedEvent,
-            {"event_id": event_id("old"), "processed_at": WEEK_AND_A_DAY},
-            {"event_id": event_id("in the window"), "processed_at": SIX_DAYS},
-        )
+        add_an_old_and_a_recent_event(session, OrdersProcessedEvent)
         session.commit()
         retention.prune(session, orders_relay.retentions(orders_app.config["SETTINGS"]))
         assert remaining(session, OrdersProcessedEvent.event_id) == {event_id("in the window")}

@@ -7,7 +7,6 @@ loopback address of their own (any 127.x.y.z is this host), so no test uses up
 another's limit on the shared Kong.
 """
 
-import itertools
 import re
 import select
 import socket
@@ -31,7 +30,7 @@ from tests.gateway.helpers import (
     upstream_headers,
 )
 from tests.rawhttp import address, exchange, read_response
-from tests.support import client_from
+from tests.support import client_from, fresh_loopback_addresses
 
 pytestmark = pytest.mark.integration
 
@@ -48,7 +47,7 @@ SIZE_LIMIT = 64 * 1024  # kong.env: KONG_NGINX_HTTP_CLIENT_MAX_BODY_SIZE
 PAYLOAD_TOO_LARGE = "Payload too large"  # nginx's 413, in Kong's error handler (kong/error_handlers.lua 20)
 RATE_LIMITED = "API rate limit exceeded"
 LIMITED = pytest.mark.parametrize("path, limit", LIMITS.items())
-SOURCES = (f"127.0.{third}.{fourth}" for third, fourth in itertools.product(range(1, 255), range(2, 255)))
+SOURCES = fresh_loopback_addresses(0)
 
 
 @pytest.fixture

@@ -77,6 +77,12 @@ def buyer(orders_app, clean_orders, clean_products):
 
 
 @pytest.fixture
+def this_releases_worker(products_app, tmp_path):
+    """This release's products-worker, consuming until the block ends."""
+    return lambda: running(products_worker.consumer(products_app, str(tmp_path / "alive")), products_app)
+
+
+@pytest.fixture
 def relay_orders(orders_app, amqp_url):
     """Publish what the orders outbox holds now, as orders-relay would."""
     publisher = Publisher(amqp_url, queues.DECLARED)
@@ -101,7 +107,7 @@ def cancel(client, order_id) -> None:
 
 
 def test_an_order_placed_now_is_refused_by_the_previous_worker_and_settled_after_the_rollout(
-    previous_release, buyer, products_app, amqp_url, broker, make_product, stock_of, relay_orders, tmp_path
+    previous_release, buyer, products_app, amqp_url, broker, make_product, stock_of, relay_orders, this_releases_worker
 ):
     product = make_product(quantity=10)
     with previous_worker(previous_release, products_app, amqp_url, broker):
@@ -112,7 +118,7 @@ def test_an_order_placed_now_is_refused_by_the_previous_worker_and_settled_after
         assert stock_of(product) == 10
 
     # The rollout ends: this release's worker runs, the operator requeues (docs/operations.md's runbook).
-    with running(products_worker.consumer(products_app, str(tmp_path / "alive")), products_app):
+    with this_releases_worker():
         dead_letters.requeue(broker, set())
         eventually(lambda: stock_of(product) == 7)
         cancel(buyer, order)
@@ -121,10 +127,10 @@ def test_an_order_placed_now_is_refused_by_the_previous_worker_and_settled_after
 
 
 def test_a_cancel_that_reaches_the_previous_worker_is_dead_lettered_and_given_back_once_requeued(
-    previous_release, buyer, products_app, amqp_url, broker, make_product, stock_of, relay_orders, tmp_path
+    previous_release, buyer, products_app, amqp_url, broker, make_product, stock_of, relay_orders, this_releases_worker
 ):
     product = make_product(quantity=10)
-    with running(products_worker.consumer(products_app, str(tmp_path / "alive")), products_app):
+    with this_releases_worker():
         order = place(buyer, product, 3)
         relay_orders()
         eventually(lambda: stock_of(product) == 7)
@@ -136,7 +142,7 @@ def test_a_cancel_that_reaches_the_previous_worker_is_dead_lettered_and_given_ba
         eventually(lambda: queue_depth(broker, topology.DEAD_LETTER_QUEUE) == 1, deadline=20)
         assert stock_of(product) == 7
 
-    with running(products_worker.consumer(products_app, str(tmp_path / "alive")), products_app):
+    with this_releases_worker():
         dead_letters.requeue(broker, set())
         eventually(lambda: stock_of(product) == 10)
         dead_letters.requeue(broker, set())  # nothing left to give back twice
