@@ -7,9 +7,12 @@ announce; the consumer commits and acks.
 
 A batch's products and reservations are loaded and locked once, in id order
 (lock_events), and each event is then decided in memory, against the stock as
-the batch's earlier events left it: the session holds those rows, and the commit
-writes each changed one once. A batch of a hundred orders costs a few round
-trips, not two or three per order.
+the batch's earlier events left it; then Locked.save writes every changed row
+in three set-based statements. A batch of a hundred orders costs a few round
+trips, not two or three per order. This is the system's hottest loop, so it
+works on plain values with prepared Core statements, not ORM objects: the ORM's
+identity map and unit of work were half of products-worker's CPU
+(docs/benchmarks.md).
 
 Why a cancellation can never lose or double stock
 -------------------------------------------------
@@ -34,11 +37,12 @@ then retries one event at a time and finds the row).
 """
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import msgspec
+from sqlalchemy import BigInteger, any_, bindparam, func, insert, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 
-from common.database import lock_rows
 from common.events import contracts
 from products.models import CANCELLED, REJECTED, RELEASED, RESERVED, Product, Reservation, db
 
@@ -83,21 +87,89 @@ def restock(product: Product, add: int) -> None:
 
 
 @dataclass
+class Record:
+    """What products-worker did for an order: a reservations row."""
+
+    status: str
+    taken: list[dict]  # [{product_id, quantity}]: what a cancellation gives back
+
+
+def _ids(name: str):
+    return any_(bindparam(name, type_=ARRAY(BigInteger)))
+
+
+# Built once: on this path building a statement costs more than running it.
+_products, _reservations = Product.__table__, Reservation.__table__
+_LOCK_PRODUCTS = (
+    select(_products.c.id, _products.c.quantity)
+    .where(_products.c.id == _ids("ids"))
+    .order_by(_products.c.id)
+    .with_for_update()
+)
+_LOCK_RESERVATIONS = (
+    select(_reservations.c.order_id, _reservations.c.status, _reservations.c.taken)
+    .where(_reservations.c.order_id == _ids("ids"))
+    .order_by(_reservations.c.order_id)
+    .with_for_update()
+)
+_shelves = (
+    func.unnest(bindparam("ids", type_=ARRAY(BigInteger)), bindparam("quantities", type_=ARRAY(BigInteger)))
+    .table_valued("id", "quantity")
+    .render_derived(name="shelves")
+)
+_SET_STOCK = update(_products).where(_products.c.id == _shelves.c.id).values(quantity=_shelves.c.quantity)
+_RECORD = insert(_reservations)
+_RELEASE = update(_reservations).where(_reservations.c.order_id == _ids("ids")).values(status=RELEASED)
+
+
+@dataclass
 class Locked:
     """What a batch of order events touches, loaded and locked by lock_events:
-    {id: product} (a product that doesn't exist is missing: an order names only
-    products that existed when it was placed, before the lock) and {order id:
-    reservation}, which the handlers add the batch's new records to."""
+    {product id: units on the shelf} (a product that doesn't exist is missing: an
+    order names only products that existed when it was placed, before the lock)
+    and {order id: Record}. The handlers change these in memory, through the
+    methods below for reservations; save() writes what changed."""
 
-    products: dict[int, Product]
-    reservations: dict[int, Reservation]
+    stock: dict[int, int]
+    reservations: dict[int, Record]
+    _locked_stock: dict[int, int] = field(init=False)
+    _new: list[int] = field(default_factory=list)
+    _released: list[int] = field(default_factory=list)
+
+    def __post_init__(self):
+        self._locked_stock = dict(self.stock)
 
     def record(self, order_id: int, status: str, taken: list[dict]) -> None:
-        # A plain INSERT (at the commit): if another transaction recorded this order
-        # meanwhile, this one fails on the key and rolls back whole (module docstring).
-        reservation = Reservation(order_id=order_id, status=status, taken=taken)
-        db.session.add(reservation)
-        self.reservations[order_id] = reservation
+        self.reservations[order_id] = Record(status, taken)
+        self._new.append(order_id)
+
+    def release(self, order_id: int) -> None:
+        """RESERVED → RELEASED, the order's lines back on the shelves."""
+        record = self.reservations[order_id]
+        for line in record.taken:
+            # Locked by lock_events: the cancellation names the lines the order took.
+            self.stock[line["product_id"]] += line["quantity"]
+        record.status = RELEASED
+        self._released.append(order_id)
+
+    def save(self) -> None:
+        """Write what the batch changed, in the consumer's transaction: each changed
+        shelf once, the new reservations in one INSERT, the released ones in one
+        UPDATE. A new reservation whose order another transaction recorded
+        meanwhile fails on the key and rolls the whole batch back (module docstring)."""
+        connection = db.session.connection()
+        changed = [pid for pid, quantity in self.stock.items() if quantity != self._locked_stock[pid]]
+        if changed:
+            connection.execute(_SET_STOCK, {"ids": changed, "quantities": [self.stock[pid] for pid in changed]})
+        if self._new:
+            rows = [
+                {"order_id": oid, "status": self.reservations[oid].status, "taken": self.reservations[oid].taken}
+                for oid in self._new
+            ]
+            connection.execute(_RECORD, rows)
+        released = [oid for oid in self._released if oid not in self._new]  # a new row is inserted as it ends
+        if released:
+            connection.execute(_RELEASE, {"ids": released})
 
 
 def lock_events(events: list[contracts.OrderLines]) -> Locked:
@@ -107,12 +179,15 @@ def lock_events(events: list[contracts.OrderLines]) -> Locked:
     Two workers' batches touching the same products or orders then queue up
     behind each other instead of deadlocking, whatever order their events came in.
     Products come first, as every statement on them (a restock included) takes
-    them. The consumer hands what is locked to each handler of the batch.
+    them. The consumer hands what is locked to each handler of the batch, and
+    saves it once they are done.
     """
-    products = (line.product_id for event in events for line in event.items)
-    locked_products = lock_rows(db.session, Product.id, products)
-    orders = (event.order_id for event in events)
-    return Locked(locked_products, lock_rows(db.session, Reservation.order_id, orders))
+    connection = db.session.connection()
+    products = sorted({line.product_id for event in events for line in event.items})
+    stock = dict(connection.execute(_LOCK_PRODUCTS, {"ids": products}).all())
+    orders = sorted({event.order_id for event in events})
+    rows = connection.execute(_LOCK_RESERVATIONS, {"ids": orders})
+    return Locked(stock, {order_id: Record(status, taken) for order_id, status, taken in rows})
 
 
 def reserve_stock(event: contracts.OrderCreated, locked: Locked) -> list[contracts.Event]:
@@ -126,11 +201,11 @@ def reserve_stock(event: contracts.OrderCreated, locked: Locked) -> list[contrac
         # and would ignore any outcome, so there is nothing to announce either.
         log.info("order %s is %s already; taking nothing", order_id, done.status)
         return []
-    products = {line.product_id: (locked.products.get(line.product_id), line.quantity) for line in event.items}
+    wanted = {line.product_id: line.quantity for line in event.items}
     shortages = [
-        contracts.Shortage(product_id, wanted, product.quantity if product else 0)
-        for product_id, (product, wanted) in sorted(products.items())
-        if product is None or product.quantity < wanted
+        contracts.Shortage(product_id, quantity, locked.stock.get(product_id, 0))
+        for product_id, quantity in sorted(wanted.items())
+        if locked.stock.get(product_id, 0) < quantity
     ]
     if shortages:
         log.info("order %s rejected: %s", order_id, "; ".join(map(str, shortages)))
@@ -142,9 +217,9 @@ def reserve_stock(event: contracts.OrderCreated, locked: Locked) -> list[contrac
                 shortages=[msgspec.structs.asdict(shortage) for shortage in shortages],
             )
         ]
-    for product, wanted in products.values():
-        product.quantity -= wanted
-    taken = [{"product_id": pid, "quantity": wanted} for pid, (_, wanted) in products.items()]
+    for product_id, quantity in wanted.items():
+        locked.stock[product_id] -= quantity
+    taken = [{"product_id": product_id, "quantity": quantity} for product_id, quantity in wanted.items()]
     locked.record(order_id, RESERVED, taken)
     log.info("order %s: stock reserved", order_id)
     return [contracts.INVENTORY_RESERVED.new(order_id=order_id)]
@@ -159,10 +234,7 @@ def release_stock(event: contracts.OrderCancelled, locked: Locked) -> list[contr
         locked.record(order_id, CANCELLED, [])
         log.info("order %s cancelled before its reservation; it will take nothing", order_id)
     elif done.status == RESERVED:
-        for line in done.taken:
-            # Locked by lock_events: the cancellation names the lines the order took.
-            locked.products[line["product_id"]].quantity += line["quantity"]
-        done.status = RELEASED
+        locked.release(order_id)
         log.info("order %s cancelled: its stock is given back", order_id)
     else:  # REJECTED took nothing; RELEASED and CANCELLED were handled already
         log.info("order %s cancelled; it holds no stock (%s)", order_id, done.status)

@@ -20,6 +20,7 @@ def consumer(app, heartbeat_path: str | None = None) -> EventConsumer:
         queues.PRODUCTS_ORDER_CREATED,
         {contracts.ORDER_CREATED: inventory.reserve_stock, contracts.ORDER_CANCELLED: inventory.release_stock},
         lock=inventory.lock_events,
+        save=inventory.Locked.save,
         processed=ProcessedEvent,
         outbox_model=OutboxMessage,
         heartbeat_path=heartbeat_path,

@@ -10,8 +10,8 @@ event and the rows the batch's lock loaded in, the events to announce out
    and the rest go on;
 2. in one transaction: claim every event id (processed_events), lock what the
    batch will touch (`lock`, in a fixed order, so that two workers' batches queue
-   up instead of deadlocking), call each new event's handler, add the events the
-   handlers return to the outbox, and commit;
+   up instead of deadlocking), call each new event's handler, write what they
+   changed (`save`), add the events the handlers return to the outbox, and commit;
 3. then ack the whole batch with one multiple-ack.
 
 Nothing is acked before its effect is committed, and a handler can't commit
@@ -52,9 +52,12 @@ from common.messaging.process import Loop, backoff
 log = logging.getLogger(__name__)
 
 # A handler takes an event, and what the batch's lock loaded and locked (None
-# without a lock), and returns the events to announce.
+# without a lock), and returns the events to announce. A save, if there is one,
+# writes what the handlers changed in what was locked, before the commit (without
+# one, what the lock loaded is ORM objects, which the commit flushes).
 Handler = Callable[[Event, Any], list[Event]]
 Lock = Callable[[list[Event]], Any]
+Save = Callable[[Any], None]
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,7 @@ class EventConsumer(Loop, ConsumerMixin):
         processed: type[ProcessedEventMixin],
         outbox_model: type[OutboxMixin],
         lock: Lock | None = None,
+        save: Save | None = None,
         batch_size: int = 100,
         prefetch: int = 200,
         linger: float = 0.01,
@@ -122,6 +126,7 @@ class EventConsumer(Loop, ConsumerMixin):
         self.processed = processed
         self.outbox_model = outbox_model
         self.lock = lock
+        self.save = save
         self.batch_size = batch_size
         self.prefetch = max(prefetch, batch_size)  # a batch can't be larger than what the broker lends
         self.linger = linger
@@ -307,6 +312,8 @@ class EventConsumer(Loop, ConsumerMixin):
                     with context.bound(delivery.request_id):
                         _, handle = self.handlers[delivery.event_type.routing_key]
                         outgoing += [outbox.message(event) for event in handle(delivery.event, locked)]
+                if locked is not None and self.save:
+                    self.save(locked)
             finally:
                 self._handlers_running = False
             outbox.add(session, self.outbox_model, outgoing)
@@ -412,6 +419,7 @@ def consumer_for(
     processed: type[ProcessedEventMixin],
     outbox_model: type[OutboxMixin],
     lock: Lock | None = None,
+    save: Save | None = None,
     heartbeat_path: str | None = None,
 ) -> EventConsumer:
     """A service's consumer, as its settings say (broker, batch size, prefetch)."""
@@ -424,6 +432,7 @@ def consumer_for(
         processed=processed,
         outbox_model=outbox_model,
         lock=lock,
+        save=save,
         batch_size=settings.worker_batch_size,
         prefetch=settings.worker_prefetch,
         linger=settings.worker_linger_ms / 1000,

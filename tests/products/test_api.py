@@ -354,7 +354,9 @@ def test_restocks_racing_reservations_lose_nothing(products_app, client, mine, s
             order_id=order_id, user_id=1, items=[{"product_id": product_id, "quantity": 1}]
         )
         with products_app.app_context():
-            [outcome] = reserve_stock(event, lock_events([event]))
+            locked = lock_events([event])
+            [outcome] = reserve_stock(event, locked)
+            locked.save()
             db.session.commit()
             return outcome.type
 

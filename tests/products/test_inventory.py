@@ -33,7 +33,9 @@ def handle(products_app):
 
     def _handle(handler, event):
         with products_app.app_context():
-            outcomes = handler(event, lock_events([event]))
+            locked = lock_events([event])
+            outcomes = handler(event, locked)
+            locked.save()
             db.session.commit()
             return outcomes
 
