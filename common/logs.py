@@ -36,7 +36,11 @@ class JsonFormatter(logging.Formatter):
             line["request_id"] = context.request_id()
         if context.user_id():
             line["user_id"] = context.user_id()
-        line.update({key: value for key, value in vars(record).items() if key not in _STANDARD})
+        # A set difference in C: testing each of a record's ~25 attributes in Python
+        # was a twentieth of a worker's CPU.
+        extras = record.__dict__.keys() - _STANDARD
+        if extras:
+            line.update((key, record.__dict__[key]) for key in extras)
         if record.exc_info:
             line["error"] = "".join(traceback.format_exception(*record.exc_info)).rstrip()
         try:
