@@ -65,6 +65,21 @@ def lock_rows(session, key, values, *options) -> dict:
     return {getattr(row, key.key): row for row in rows}
 
 
+def read_one(db: SQLAlchemy, statement, params: dict):
+    """The first row of a read-only statement, or None, on a pooled connection
+    outside the request's session: the hottest reads then skip building a
+    session and tearing it down (a sixth of a read's CPU, docs/benchmarks.md).
+    The connection goes back to the pool at once."""
+    with db.engine.connect() as connection:
+        return connection.execute(statement, params).first()
+
+
+def read_all(db: SQLAlchemy, statement, params: dict) -> list:
+    """Every row of a read-only statement, as read_one."""
+    with db.engine.connect() as connection:
+        return connection.execute(statement, params).all()
+
+
 def survive_restarts(engine: Engine) -> None:
     """Make the pool recover from a PostgreSQL restart without a round trip per checkout.
 

@@ -1,6 +1,7 @@
 from flask_smorest import abort
 from sqlalchemy import bindparam, select
 
+from common.database import read_one
 from common.http.app import PROTECTED, Blueprint
 from common.http.conditional import IF_MATCH_DOC, etag, require_match
 from common.http.idempotency_keys import idempotent
@@ -46,7 +47,7 @@ def create_product(fields):
 @blp.get("/products/<id:product_id>")
 @blp.response(200, ProductSchema, headers={"ETag": {"schema": {"type": "string"}}})
 def get_product(product_id):
-    product = db.session.connection().execute(_BY_ID, {"id": product_id}).first()
+    product = read_one(db, _BY_ID, {"id": product_id})
     if product is None:
         abort(404, message="No such product.")
     return product, {"ETag": etag(product.revision)}
