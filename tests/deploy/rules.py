@@ -84,7 +84,8 @@ def gateway(objects):
 
 # What Kubernetes sets beyond kong/kong.env, and why: where the rendered config and
 # Kong's writable prefix are (emptyDirs), and one nginx worker per CPU of the
-# pod's limit rather than of the node.
+# pod's limit, where kong/kong.env's one worker is for a machine Kong shares
+# with everything else.
 KONG_KUBERNETES_ONLY = {"KONG_DECLARATIVE_CONFIG", "KONG_PREFIX", "KONG_NGINX_WORKER_PROCESSES"}
 
 
@@ -96,7 +97,7 @@ def kong_settings(objects):
         for container in [c for c in pod_spec(deployment)["containers"] if c["image"].startswith("kong:")]:
             env = {e["name"]: e.get("value") for e in container.get("env", []) if e["name"].startswith("KONG_")}
             for name, value in wanted.items():
-                if env.get(name) != value:
+                if env.get(name) != value and name not in KONG_KUBERNETES_ONLY:
                     yield f"{describe(deployment)}: {name} is {env.get(name)!r}, not kong/kong.env's {value!r}"
             for name in sorted(set(env) - set(wanted) - KONG_KUBERNETES_ONLY):
                 yield f"{describe(deployment)}: {name} is set here only, not in kong/kong.env"
