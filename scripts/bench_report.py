@@ -129,6 +129,9 @@ def _broker(summary: dict) -> list[str]:
             )
         else:
             lines.append("  the workers did not finish the backlog in time")
+        if broker.get("cpu_ms_per_event"):
+            parts = ", ".join(f"{group} {ms:.3f}" for group, ms in broker["cpu_ms_per_event"].items())
+            lines.append(f"  CPU ms per event meanwhile: {parts}")
         if "all_settled_after_start_s" in broker:
             lines.append(
                 f"  all those orders CONFIRMED/REJECTED {broker['all_settled_after_start_s']:.2f}s after the workers "
