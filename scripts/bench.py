@@ -121,6 +121,12 @@ def _what_to_run(parser: argparse.ArgumentParser) -> None:
         metavar="N,N,...",
         help="products-workers on the backlog, one run per count (scripts/stack up --scale): e.g. 1,2,4",
     )
+    parser.add_argument(
+        "--broker-alone",
+        action="store_true",
+        help="also time each backlog with products-relay and orders-worker stopped while the products-workers "
+        "drain it: the consumer alone, as a consumer that sends nothing back is measured",
+    )
     parser.add_argument("--idle", type=float, default=10, help="seconds of the idle stack's CPU first (0: skip)")
     parser.add_argument(
         "--plots", type=Path, help="also draw the run's plots (scripts/bench_plots.py) into this directory"
@@ -277,11 +283,12 @@ def _settlement(args, users, direct: bool, phases, timeline) -> dict:
 def _broker(args, files, users, direct: bool) -> list[dict]:
     results = []
     for workers in args.workers:
-        say(
-            f"{workers} products-worker(s) on a backlog: stopped while {args.broker_seconds:.0f}s of orders "
-            "queue up, then started"
-        )
-        results.append(broker_phase(args, files, users, direct, workers))
+        for alone in (False, True) if args.broker_alone else (False,):
+            say(
+                f"{workers} products-worker(s) on a backlog{' alone' if alone else ''}: stopped while "
+                f"{args.broker_seconds:.0f}s of orders queue up, then started"
+            )
+            results.append(broker_phase(args, files, users, direct, workers, alone))
     return results
 
 

@@ -93,16 +93,22 @@ def stack(*argv: str) -> None:
     subprocess.run([str(ROOT / "scripts" / "stack"), *argv], check=True, capture_output=True, text=True)
 
 
-def broker_phase(args, files, users, direct: bool, workers: int) -> dict:
+# What settles the outcomes the products-workers send back, alongside them.
+DOWNSTREAM = ("products-relay", "orders-worker")
+
+
+def broker_phase(args, files, users, direct: bool, workers: int, alone: bool = False) -> dict:
     """`workers` products-workers on a backlog: stop them, queue orders, start them, time the drain.
 
     The drain is timed from the first event the workers claim to the last (the
     products database's processed_events, polled 20 times a second), so their
-    start-up doesn't count.
+    start-up doesn't count. `alone`: DOWNSTREAM is stopped while they drain, so
+    the workers don't share the cores with the settling of their outcomes (which
+    then follows, once DOWNSTREAM is started again).
     """
     import psycopg2
 
-    result = {"workers": workers}
+    result = {"workers": workers, "alone": alone}
     products_db = psycopg2.connect(args.products_db, connect_timeout=3)
     products_db.autocommit = True
     stack("up", "--scale", f"products-worker={workers}")
@@ -116,11 +122,13 @@ def broker_phase(args, files, users, direct: bool, workers: int) -> dict:
         result["queue_depth"] = _queued(args, depth_before + result["orders_queued"])
         say(f"  {result['queue_depth']} OrderCreated events queued; starting {workers} products-worker(s)")
         started_wall = time.time()
+        if alone:
+            stack("stop", *DOWNSTREAM)
         result.update(_drain(products_db, result["queue_depth"]))
     finally:
-        # Whatever happened: products-worker runs again, one copy.
+        # Whatever happened: products-worker runs again, one copy, and DOWNSTREAM too.
         try:
-            stack("start", "products-worker")
+            stack("start", "products-worker", *DOWNSTREAM)
             stack("up", "--scale", "products-worker=1")
         except subprocess.CalledProcessError as exc:
             print(f"bench: could not restart products-worker: {exc.stdout}{exc.stderr}", file=sys.stderr)

@@ -121,7 +121,8 @@ def _settlement(summary: dict) -> list[str]:
 def _broker(summary: dict) -> list[str]:
     lines = []
     for broker in summary.get("broker") or []:
-        lines += ["", f"broker side ({broker['workers']} products-worker(s) working off a backlog):"]
+        alone = ", products-relay and orders-worker stopped meanwhile" if broker.get("alone") else ""
+        lines += ["", f"broker side ({broker['workers']} products-worker(s) working off a backlog{alone}):"]
         if "events_per_s" in broker:
             lines.append(
                 f"  {broker['events']} OrderCreated events: {broker['events_per_s']:.0f} events/s "
