@@ -12,7 +12,7 @@ from flask import Blueprint, abort, request
 from sqlalchemy import bindparam, select
 
 from common.database import read_all
-from common.fields import MAX_ID
+from common.fields import MAX_ID, QueryInteger
 from products.models import Product, db
 
 MAX_IDS = 100  # an order has at most 100 lines
@@ -27,13 +27,14 @@ _LOOKUP = select(_products.c.id, _products.c.price, _products.c.quantity).where(
 
 
 def _ids() -> list[int]:
-    """?id=N&id=M…: 1 to MAX_IDS ids, each ASCII digits from 1 to MAX_ID, and nothing
-    else; a 400 otherwise. Checked by hand: only orders calls this, with ids it has
-    validated already, and a schema's machinery cost more than the query."""
+    """?id=N&id=M…: 1 to MAX_IDS ids, each ASCII digits (as every query integer:
+    common.fields.QueryInteger) from 1 to MAX_ID, and nothing else; a 400
+    otherwise. Checked by hand: only orders calls this, with ids it has validated
+    already, and a schema's machinery cost more than the query."""
     values = request.args.getlist("id")
     if set(request.args) != {"id"} or not 1 <= len(values) <= MAX_IDS:
         abort(400)
-    if not all(value.isascii() and value.isdigit() and len(value) <= 19 for value in values):
+    if not all(QueryInteger.DIGITS.fullmatch(value) for value in values):
         abort(400)
     ids = [int(value) for value in values]
     if not all(1 <= pid <= MAX_ID for pid in ids):
