@@ -6,7 +6,7 @@ import time
 import msgspec
 from flask_sqlalchemy import SQLAlchemy
 from psycopg2 import Error as DriverError
-from sqlalchemy import MetaData, event, select
+from sqlalchemy import MetaData, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 
@@ -43,26 +43,6 @@ def make_db(**session_options) -> SQLAlchemy:
     """Each service gets its own SQLAlchemy object, so its metadata (and so its
     migrations) holds only its own tables."""
     return SQLAlchemy(metadata=MetaData(naming_convention=NAMING_CONVENTION), session_options=session_options)
-
-
-def lock_rows(session, key, values, *options) -> dict:
-    """Load and lock (FOR UPDATE) the rows whose `key` column is one of `values`,
-    in key order, as {key value: row}.
-
-    In key order, so that two transactions locking overlapping sets queue up behind
-    each other instead of deadlocking; populate_existing, so that a row already in
-    the session is refreshed with the locked one. Keep the dict for the transaction:
-    the session's identity map holds objects only weakly.
-    """
-    rows = session.scalars(
-        select(key.class_)
-        .where(key.in_(sorted(set(values))))
-        .order_by(key)
-        .options(*options)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    return {getattr(row, key.key): row for row in rows}
 
 
 def read_one(db: SQLAlchemy, statement, params: dict):

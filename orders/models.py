@@ -26,8 +26,9 @@ db = make_db()
 
 # An order is PENDING until products-worker has tried to reserve its stock, then
 # CONFIRMED or REJECTED; its buyer may cancel it while it is PENDING or
-# CONFIRMED. REJECTED and CANCELLED are for good. The transitions are Order's
-# methods below, and nowhere else.
+# CONFIRMED. REJECTED and CANCELLED are for good. The two transitions are
+# Order.cancel below and orders.settlement.Settling.settle (orders-worker
+# settles plain values, not Order objects), and nowhere else.
 PENDING, CONFIRMED, REJECTED, CANCELLED = "PENDING", "CONFIRMED", "REJECTED", "CANCELLED"
 
 
@@ -58,15 +59,6 @@ class Order(db.Model):
     items: Mapped[list["OrderItem"]] = relationship(
         back_populates="order", order_by="OrderItem.id", cascade="all, delete-orphan", lazy="selectin"
     )
-
-    def settle(self, status: str, reason: str | None = None) -> bool:
-        """PENDING → CONFIRMED, or REJECTED with the reason; False (and nothing
-        changes) for any other status: a CANCELLED order stays cancelled whatever
-        outcome arrives later, and a settled one is never overturned."""
-        if self.status != PENDING:
-            return False
-        self.status, self.reason, self.settled_at = status, reason, datetime.now(UTC)
-        return True
 
     def cancel(self) -> bool:
         """PENDING or CONFIRMED → CANCELLED; False if it was cancelled already (a

@@ -24,6 +24,7 @@ def consumer(app, heartbeat_path: str | None = None) -> EventConsumer:
         queues.ORDERS_INVENTORY_RESULTS,
         {contracts.INVENTORY_RESERVED: settlement.settle, contracts.INVENTORY_REJECTED: settlement.settle},
         lock=settlement.lock_orders,
+        save=settlement.Locked.save,
         processed=ProcessedEvent,
         outbox_model=OutboxMessage,
         heartbeat_path=heartbeat_path,
