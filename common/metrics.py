@@ -29,6 +29,11 @@ HTTP_LATENCY = Histogram(
     ["service", "method", "route"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
+READS_SHED = Counter(
+    "shop_http_reads_shed_total",
+    "GETs answered 503 at once because they waited too long (common/http/shedding.py)",
+    ["service"],
+)
 EVENTS_PUBLISHED = Counter("shop_events_published_total", "Events the broker confirmed", ["service", "type"])
 PUBLISH_FAILURES = Counter(
     "shop_events_publish_failures_total", "Publishes that failed and will be retried", ["service"]

@@ -54,6 +54,12 @@ class Settings:
     # as a process's threads serves it; the overflow is for the probes and /metrics.
     db_pool_size: int = field(default=5, metadata=_env("DB_POOL_SIZE"))
     db_pool_overflow: int = field(default=5, metadata=_env("DB_POOL_OVERFLOW"))
+    # A GET that waited longer than this since the gateway took it is answered 503
+    # at once (common/http/shedding.py); 0 never sheds. A read takes 1-2 ms, so one
+    # that queued 100 ms finds its service far behind; at twice the paced load,
+    # 100 ms kept the orders going where 200 and 500 ms shed too little to
+    # (docs/benchmarks.md).
+    shed_reads_after_ms: int = field(default=100, metadata=_env("SHED_READS_AFTER_MS"))
     # -- event workers: messages handled in one transaction, and held unacked at once
     worker_batch_size: int = field(default=100, metadata=_env("WORKER_BATCH_SIZE"))
     worker_prefetch: int = field(default=200, metadata=_env("WORKER_PREFETCH"))

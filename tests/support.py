@@ -16,6 +16,7 @@ from requests.adapters import HTTPAdapter
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from common.http import shedding
 from common.settings import Settings
 from tests.rawhttp import RawResponse
 
@@ -113,19 +114,34 @@ def queue_depth(connection, queue) -> int:
 
 def politely(send: Callable[[], object], deadline: float = 150.0):
     """send() again while the gateway's per-address rate limit refuses it (429),
-    waiting as Retry-After says (at most the rest of Kong's clock minute), as a
-    well-behaved client does; then its answer. A refused request never reached a
-    service, so any request may be sent again. Under Docker, Kong sees every
-    client on this host as one address: the suite's own sign-ups and logins share
-    one budget and take turns. For a requests.Response or a tests.rawhttp one."""
+    or a service sheds it as a read that queued too long (503, "busy":
+    common/http/shedding.py), waiting as Retry-After says (at most the rest of
+    Kong's clock minute), as a well-behaved client does; then its answer. Neither
+    refusal did anything, so any request may be sent again. Under Docker, Kong
+    sees every client on this host as one address: the suite's own sign-ups and
+    logins share one budget and take turns; and on a busy CI machine a read may
+    queue past the shedding budget. For a requests.Response or a tests.rawhttp one."""
     end = time.monotonic() + deadline
     while True:
         response = send()
-        raw = isinstance(response, RawResponse)
-        if (response.status if raw else response.status_code) != 429 or time.monotonic() > end:
+        if not _refused_for_now(response) or time.monotonic() > end:
             return response
+        raw = isinstance(response, RawResponse)
         retry_after = response.header("Retry-After") if raw else response.headers.get("Retry-After")
         time.sleep(int(retry_after or 1))
+
+
+def _refused_for_now(response) -> bool:
+    status = response.status if isinstance(response, RawResponse) else response.status_code
+    if status == 429:
+        return True
+    if status != 503:
+        return False
+    try:
+        body = response.json()
+    except ValueError:  # not JSON: not a service's shed read
+        return False
+    return isinstance(body, dict) and body.get("message") == shedding.BUSY
 
 
 class _SourceAddressAdapter(HTTPAdapter):

@@ -23,7 +23,7 @@ from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 from werkzeug.routing import IntegerConverter
 
 from common.fields import MAX_ID
-from common.http import errors, request_log
+from common.http import errors, request_log, shedding
 from common.http.probes import ops
 from common.migrate import heads
 from common.service_app import base_app
@@ -159,6 +159,7 @@ def build_app(name: str, config: dict, db: SQLAlchemy, blueprints, package_dir: 
     for blueprint in (*internal, *pages):
         app.register_blueprint(blueprint)
     request_log.init_app(app)  # first: the request id must be set before anything can fail
+    shedding.init_app(app)  # next: a read that waited too long costs nothing more
     app.before_request(_one_listener_each({blueprint.name for blueprint in internal}))
     app.before_request(_read_body)
     app.before_request(_require_json_bodies)

@@ -27,6 +27,7 @@ from tests.gateway.helpers import (
     UUID,
     assert_kong_error,
     call,
+    get,
     upstream_headers,
 )
 from tests.rawhttp import address, exchange, read_response
@@ -385,6 +386,38 @@ def test_on_protected_routes_the_identity_is_the_tokens(kong_gateway, make_token
     assert consumer_id != IDENTITY["X-Consumer-ID"]
     for name in ("X-Consumer-Custom-ID", "X-Anonymous-Consumer"):
         assert upstream_headers(response, name) == [], name
+
+
+# -- when Kong took the request (the global post-function), for load shedding ----------
+
+
+def stamp_of(response) -> int:
+    [stamp] = upstream_headers(response, "X-Request-Start")
+    assert stamp.isdigit(), stamp  # whole milliseconds since the epoch, as the services read it
+    return int(stamp)
+
+
+@pytest.mark.parametrize("method, path, service", PUBLIC + PROTECTED)
+def test_every_request_reaches_its_service_stamped_with_when_kong_took_it(
+    kong_gateway, make_token, method, path, service
+):
+    # A client's own stamp (1970: any service would shed that read) never gets through.
+    before = time.time() * 1000
+    response = call(kong_gateway, method, path, make_token(sub="42"), headers={"X-Request-Start": "1"}, json={})
+    after = time.time() * 1000
+
+    assert response.json()["service"] == service
+    # Kong's clock is this host's (cached per turn of nginx's event loop): within a few ms.
+    assert before - 50 <= stamp_of(response) <= after + 50
+
+
+def test_every_copy_of_a_client_sent_stamp_is_replaced(kong_gateway):
+    # set_header replaces them all, whatever their case (kong/pdk/service/request.lua).
+    headers = b"Host: gateway\r\nX-Request-Start: 1\r\nx-request-start: 2\r\n"
+
+    response = exchange(kong_gateway, get(b"/products", headers))
+
+    assert stamp_of(response) > 1_700_000_000_000
 
 
 # -- prometheus -----------------------------------------------------------------------
