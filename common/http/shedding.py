@@ -16,7 +16,7 @@ Only reads are shed. An order, a cancellation or a restock that waited is still
 wanted, and is served. What doesn't come through the gateway (the internal
 lookup, probes, a test client) carries no stamp and is never shed; nor is a
 stamp that isn't a whole number, or that lies ahead of this host's clock (two
-hosts' clocks drift apart by milliseconds, the budget is hundreds).
+hosts' clocks drift apart by milliseconds; the budget is a hundred).
 """
 
 import time
