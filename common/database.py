@@ -6,7 +6,8 @@ import time
 import msgspec
 from flask_sqlalchemy import SQLAlchemy
 from psycopg2 import Error as DriverError
-from sqlalchemy import MetaData, event
+from sqlalchemy import BigInteger, MetaData, any_, bindparam, event
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 
@@ -43,6 +44,13 @@ def make_db(**session_options) -> SQLAlchemy:
     """Each service gets its own SQLAlchemy object, so its metadata (and so its
     migrations) holds only its own tables."""
     return SQLAlchemy(metadata=MetaData(naming_convention=NAMING_CONVENTION), session_options=session_options)
+
+
+def any_id(name: str):
+    """`column == any_id("ids")`: equal to any id of the BIGINT[] bound as `name`.
+    One array parameter, so a statement of one shape serves a batch of any size
+    and is compiled once (an expanding IN renders anew for each length)."""
+    return any_(bindparam(name, type_=ARRAY(BigInteger)))
 
 
 def read_one(db: SQLAlchemy, statement, params: dict):

@@ -21,10 +21,11 @@ import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import BigInteger, DateTime, String, Text, any_, bindparam, func, select, update
+from sqlalchemy import BigInteger, DateTime, String, Text, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from common import metrics
+from common.database import any_id
 from common.events import contracts
 from common.messaging.event import InvalidEvent
 from orders.models import CONFIRMED, PENDING, REJECTED, Order, db
@@ -39,7 +40,7 @@ LAGS = "settlement_lags"  # the session's info key: lags of this transaction, ob
 _orders = Order.__table__
 _LOCK = (
     select(_orders.c.id, _orders.c.status, _orders.c.created_at)
-    .where(_orders.c.id == any_(bindparam("ids", type_=ARRAY(BigInteger))))
+    .where(_orders.c.id == any_id("ids"))
     .order_by(_orders.c.id)
     .with_for_update()
 )

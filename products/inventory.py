@@ -40,9 +40,10 @@ import logging
 from dataclasses import dataclass, field
 
 import msgspec
-from sqlalchemy import BigInteger, any_, bindparam, func, insert, select, update
+from sqlalchemy import BigInteger, bindparam, func, insert, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 
+from common.database import any_id
 from common.events import contracts
 from products.models import CANCELLED, REJECTED, RELEASED, RESERVED, Product, Reservation, db
 
@@ -94,21 +95,17 @@ class Record:
     taken: list[dict]  # [{product_id, quantity}]: what a cancellation gives back
 
 
-def _ids(name: str):
-    return any_(bindparam(name, type_=ARRAY(BigInteger)))
-
-
 # Built once: on this path building a statement costs more than running it.
 _products, _reservations = Product.__table__, Reservation.__table__
 _LOCK_PRODUCTS = (
     select(_products.c.id, _products.c.quantity)
-    .where(_products.c.id == _ids("ids"))
+    .where(_products.c.id == any_id("ids"))
     .order_by(_products.c.id)
     .with_for_update()
 )
 _LOCK_RESERVATIONS = (
     select(_reservations.c.order_id, _reservations.c.status, _reservations.c.taken)
-    .where(_reservations.c.order_id == _ids("ids"))
+    .where(_reservations.c.order_id == any_id("ids"))
     .order_by(_reservations.c.order_id)
     .with_for_update()
 )
@@ -119,7 +116,7 @@ _shelves = (
 )
 _SET_STOCK = update(_products).where(_products.c.id == _shelves.c.id).values(quantity=_shelves.c.quantity)
 _RECORD = insert(_reservations)
-_RELEASE = update(_reservations).where(_reservations.c.order_id == _ids("ids")).values(status=RELEASED)
+_RELEASE = update(_reservations).where(_reservations.c.order_id == any_id("ids")).values(status=RELEASED)
 
 
 @dataclass
