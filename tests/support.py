@@ -126,13 +126,11 @@ def politely(send: Callable[[], object], deadline: float = 150.0):
         response = send()
         if not _refused_for_now(response) or time.monotonic() > end:
             return response
-        raw = isinstance(response, RawResponse)
-        retry_after = response.header("Retry-After") if raw else response.headers.get("Retry-After")
-        time.sleep(int(retry_after or 1))
+        time.sleep(int(header_of(response, "Retry-After") or 1))
 
 
 def _refused_for_now(response) -> bool:
-    status = response.status if isinstance(response, RawResponse) else response.status_code
+    status = status_of(response)
     if status == 429:
         return True
     if status != 503:
@@ -142,6 +140,14 @@ def _refused_for_now(response) -> bool:
     except ValueError:  # not JSON: not a service's shed read
         return False
     return isinstance(body, dict) and body.get("message") == shedding.BUSY
+
+
+def status_of(response: requests.Response | RawResponse) -> int:
+    return response.status if isinstance(response, RawResponse) else response.status_code
+
+
+def header_of(response: requests.Response | RawResponse, name: str) -> str | None:
+    return response.header(name) if isinstance(response, RawResponse) else response.headers.get(name)
 
 
 class _SourceAddressAdapter(HTTPAdapter):

@@ -8,7 +8,7 @@ import requests
 
 from tests import kong_routes
 from tests.rawhttp import RawResponse
-from tests.support import client_from, fresh_loopback_addresses
+from tests.support import client_from, fresh_loopback_addresses, header_of, status_of
 
 PROTECTED = kong_routes.protected()  # (method, a path, service) for every route with the jwt plugin
 PUBLIC = [
@@ -48,14 +48,6 @@ def call(gateway: str, method: str, path: str, token: str | None = None, **kwarg
 def get(path: bytes, headers: bytes = b"Host: gateway\r\n") -> bytes:
     """A GET request as bytes, for tests/rawhttp.py: nothing fixed up."""
     return b"GET " + path + b" HTTP/1.1\r\n" + headers + b"Connection: close\r\n\r\n"
-
-
-def status_of(response: requests.Response | RawResponse) -> int:
-    return response.status if isinstance(response, RawResponse) else response.status_code
-
-
-def header_of(response: requests.Response | RawResponse, name: str) -> str | None:
-    return response.header(name) if isinstance(response, RawResponse) else response.headers.get(name)
 
 
 def upstream_headers(response: requests.Response | RawResponse, name: str) -> list[str]:
